@@ -1,0 +1,49 @@
+"""Exit codes and the exception hierarchy the library raises.
+
+Every error a user can cause or meet is a `CliDevopsError` carrying the exit status it maps to;
+`cli.main` is the single place that turns one into a line on stderr (a traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes; documented in the README, relied on by scripts and cron jobs."""
+
+    OK = 0
+    FLAGGED = 1
+    USAGE = 2
+    API_UNREACHABLE = 3
+    INCOMPLETE = 4
+    INTERNAL_ERROR = 70
+    INTERRUPTED = 130
+
+
+class CliDevopsError(Exception):
+    """Base of every error meant for the user: `str(err)` is the one line they see."""
+
+    exit_status: ExitStatus = ExitStatus.USAGE
+
+
+class UsageError(CliDevopsError):
+    """A bad option value or argument (for example an unknown service name)."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class ApiUnreachable(CliDevopsError):
+    """The CPX API could not be reached, or its /servers answer was unusable."""
+
+    exit_status = ExitStatus.API_UNREACHABLE
+
+
+class IncompleteData(CliDevopsError):
+    """--strict was given and at least one instance could not be read."""
+
+    exit_status = ExitStatus.INCOMPLETE
+
+
+class PayloadError(ValueError):
+    """A single CPX answer is not valid; the message is the short reason shown to the user."""

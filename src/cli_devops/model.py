@@ -1,0 +1,125 @@
+"""The CPX data model and the parsing of untrusted API answers into it.
+
+Everything the API sends passes through `parse_servers` or `parse_instance` before the rest of
+the tool sees it; both reject anything that is not exactly what the API promises, with a short
+reason a user can act on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from typing import NamedTuple
+
+from cli_devops.errors import PayloadError
+
+MAX_SERVICE_NAME = 256
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+class Instance(NamedTuple):
+    """One instance as read from the API. `cpu`/`memory` are percent, None when not read.
+
+    `error` is None when the answer was valid, else the reason it was not; `service` may still be
+    known when only the figures were invalid.
+    """
+
+    ip: str
+    service: str | None
+    cpu: float | None
+    memory: float | None
+    error: str | None = None
+
+
+class ServerList(NamedTuple):
+    """The usable part of a /servers answer: IPs in API order, each once."""
+
+    ips: list[str]
+    skipped: int
+    duplicates: int
+
+
+def parse_percent(value: object, field: str) -> float:
+    """Read a percentage as the API writes it ("61%", "61", 61, "61.5%") and check 0-100.
+
+    Whole numbers come back as int so that JSON output shows the API's 61 as 61, not 61.0.
+    """
+    if isinstance(value, bool):
+        raise PayloadError(f"{field} is not a percentage")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith("%"):
+            text = text[:-1].rstrip()
+        if not _DECIMAL.fullmatch(text):
+            raise PayloadError(f"{field} is not a percentage")
+        number = float(text)
+    else:
+        raise PayloadError(f"{field} is not a percentage")
+    if not math.isfinite(number) or not 0.0 <= number <= 100.0:
+        raise PayloadError(f"{field} is outside 0-100%")
+    return int(number) if number.is_integer() else number
+
+
+def parse_instance(ip: str, payload: object) -> Instance:
+    """Validate one `GET /<ip>` answer.
+
+    Never raises: an invalid answer becomes an instance with `error` set (shown as Unknown).
+    """
+    if not isinstance(payload, dict):
+        return Instance(ip, None, None, None, "answer is not a JSON object")
+    service = payload.get("service")
+    if not isinstance(service, str) or not service.strip():
+        return Instance(ip, None, None, None, "service is missing or not a string")
+    if len(service) > MAX_SERVICE_NAME:
+        return Instance(ip, None, None, None, "service name is too long")
+    try:
+        cpu = parse_percent(payload.get("cpu"), "cpu")
+        memory = parse_percent(payload.get("memory"), "memory")
+    except PayloadError as err:
+        return Instance(ip, service, None, None, str(err))
+    return Instance(ip, service, cpu, memory)
+
+
+def parse_ip(entry: object) -> str | None:
+    """The entry if it is a plain IPv4/IPv6 address literal (safe in a URL path), else None."""
+    if not isinstance(entry, str) or not entry or len(entry) > 45 or "%" in entry:
+        return None
+    try:
+        ipaddress.ip_address(entry)
+    except ValueError:
+        return None
+    return entry
+
+
+def parse_servers(payload: object) -> ServerList:
+    """Validate a `GET /servers` answer: a JSON list whose entries are IP addresses.
+
+    Entries that are not IP addresses are skipped (never requested); duplicates are kept once.
+    Raises PayloadError when the answer is not a list at all.
+    """
+    if not isinstance(payload, list):
+        raise PayloadError("/servers did not answer a JSON list")
+    seen: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    ips: list[str] = []
+    skipped = duplicates = 0
+    for entry in payload:
+        ip = parse_ip(entry)
+        if ip is None:
+            skipped += 1
+            continue
+        key = ipaddress.ip_address(ip)
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        ips.append(ip)
+    return ServerList(ips, skipped, duplicates)
+
+
+def ip_sort_key(ip: str) -> tuple[int, int]:
+    """Numeric order: IPv4 before IPv6, then by address value."""
+    address = ipaddress.ip_address(ip)
+    return (address.version, int(address))
