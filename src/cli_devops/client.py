@@ -1,0 +1,191 @@
+"""The CPX API client: one `/servers` call, then one call per instance, concurrently.
+
+aiohttp is imported here only, and this module is imported only by commands that talk to the
+API, so `--help` stays fast. All network failures of a single instance become an Unknown
+instance with a reason; only an unusable `/servers` answer is fatal (`ApiUnreachable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from cli_devops.errors import ApiUnreachable, PayloadError, UsageError
+from cli_devops.model import Instance, ServerList, ip_sort_key, parse_instance, parse_servers
+
+MAX_INSTANCE_BODY = 1024 * 1024
+MAX_SERVERS_BODY = 16 * 1024 * 1024
+DEFAULT_CONCURRENCY = 4
+
+
+def normalize_base_url(raw: str) -> str:
+    """Accept `host:port`, `http://host:port/`, IPv6 literals in brackets; return `scheme://host:port`."""
+    text = raw.strip()
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as err:
+        raise UsageError(f"invalid --cp-url {raw!r}: {err}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"invalid --cp-url {raw!r}: expected http://HOST:PORT")
+    if parts.query or parts.fragment:
+        raise UsageError(f"invalid --cp-url {raw!r}: no query or fragment allowed")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{port}" if port is not None else host
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    base_url: str
+    timeout: float = 5.0
+    concurrency: int = DEFAULT_CONCURRENCY
+    log: Callable[[str], None] | None = None
+
+
+class Snapshot(NamedTuple):
+    """One read of the whole fleet; instances sorted by IP."""
+
+    instances: list[Instance]
+    skipped: int
+    duplicates: int
+
+    @property
+    def unread(self) -> list[Instance]:
+        return [instance for instance in self.instances if instance.error is not None]
+
+
+class _HttpFailure(Exception):
+    """A request that produced no usable JSON; the message is the short reason."""
+
+
+class CpxClient:
+    """An open connection pool to one CPX API; use as `async with CpxClient(settings) as client`."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+
+    async def __aenter__(self) -> CpxClient:
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            headers={"Accept": "application/json", "User-Agent": "cli_devops"},
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def servers(self) -> ServerList:
+        url = f"{self.settings.base_url}/servers"
+        try:
+            payload = await self._get_json("/servers", MAX_SERVERS_BODY)
+            return parse_servers(payload)
+        except _HttpFailure as err:
+            raise ApiUnreachable(
+                f"cannot read the CPX API at {url}: {err}. "
+                "Check --cp-url (or CPX_URL), or try --demo to use the bundled simulator."
+            ) from err
+        except PayloadError as err:
+            raise ApiUnreachable(f"unusable answer from {url}: {err}") from err
+
+    async def instance(self, ip: str) -> Instance:
+        assert self._slots is not None, "CpxClient used outside 'async with'"
+        async with self._slots:
+            try:
+                payload = await self._get_json(f"/{ip}", MAX_INSTANCE_BODY)
+            except _HttpFailure as err:
+                return Instance(ip, None, None, None, str(err))
+        return parse_instance(ip, payload)
+
+    async def snapshot(self) -> Snapshot:
+        listing = await self.servers()
+        return Snapshot(await self.instances(listing.ips), listing.skipped, listing.duplicates)
+
+    async def instances(self, ips: Iterable[str]) -> list[Instance]:
+        results = await asyncio.gather(*(self.instance(ip) for ip in ips))
+        return sorted(results, key=lambda instance: ip_sort_key(instance.ip))
+
+    async def _get_json(self, path: str, cap: int) -> object:
+        assert self._session is not None, "CpxClient used outside 'async with'"
+        url = self.settings.base_url + path
+        started = time.monotonic()
+        try:
+            async with self._session.get(url, allow_redirects=False) as response:
+                body = await _read_capped(response, cap)
+                status = response.status
+        except asyncio.TimeoutError:
+            self._log(f"GET {url} -> timeout after {self.settings.timeout:g}s")
+            raise _HttpFailure(f"timed out after {self.settings.timeout:g}s") from None
+        except aiohttp.ClientError as err:
+            self._log(f"GET {url} -> {type(err).__name__}: {err}")
+            raise _HttpFailure(_describe(err)) from None
+        self._log(f"GET {url} -> {status} in {(time.monotonic() - started) * 1000:.1f} ms")
+        if status != 200:
+            raise _HttpFailure(f"HTTP {status}")
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise _HttpFailure("answer is not valid JSON") from None
+
+    def _log(self, line: str) -> None:
+        if self.settings.log is not None:
+            self.settings.log(line)
+
+
+class _TooLarge(aiohttp.ClientError):
+    pass
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """Read the body, failing as soon as it exceeds `cap` bytes (never buffering more)."""
+    if response.content_length is not None and response.content_length > cap:
+        raise _TooLarge("response too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise _TooLarge("response too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe(err: aiohttp.ClientError) -> str:
+    if isinstance(err, _TooLarge):
+        return "response too large"
+    if isinstance(err, aiohttp.ClientConnectorError):
+        os_error = err.os_error
+        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
+        return f"connection failed: {reason.lower()}"
+    if isinstance(err, aiohttp.ServerDisconnectedError):
+        return "server closed the connection"
+    if isinstance(err, aiohttp.ClientPayloadError):
+        return "truncated answer"
+    return type(err).__name__
+
+
+def fetch_snapshot(settings: ClientSettings) -> Snapshot:
+    """Read the whole fleet once (blocking)."""
+
+    async def run() -> Snapshot:
+        async with CpxClient(settings) as client:
+            return await client.snapshot()
+
+    return asyncio.run(run())
