@@ -1,0 +1,3 @@
+from cli_devops.cli import main
+
+main()

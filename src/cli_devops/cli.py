@@ -1,0 +1,314 @@
+"""Command-line adapter: parse options, build an `App`, call the command function.
+
+No business logic lives here. `main` is the single place where errors become a message on
+stderr and an exit code; a traceback is shown only with --debug.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import click
+
+from cli_devops import __version__
+from cli_devops.environment import Environment
+from cli_devops.errors import CliDevopsError, ExitStatus
+from cli_devops.health import DEFAULT_MIN_HEALTHY, DEFAULT_THRESHOLD, Thresholds
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_URL = "http://localhost:8081"
+DEMO_SEED = 7
+
+
+class _RunState:
+    """What `main` needs to know after parsing, even when parsing or the command failed."""
+
+    debug = False
+
+
+_state = _RunState()
+
+PERCENT = click.FloatRange(0, 100)
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["table", "json", "csv"]),
+        default="table",
+        show_default=True,
+        help="Output format; json and csv are for scripts (see README for the fields).",
+    )(func)
+
+
+def min_healthy_option(func: F) -> F:
+    return click.option(
+        "--min-healthy",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MIN_HEALTHY,
+        show_default=True,
+        help="A service with fewer healthy instances than this is flagged.",
+    )(func)
+
+
+class _Group(click.Group):
+    """A command group that also answers to the aliases in ALIASES (not listed in --help)."""
+
+    ALIASES: ClassVar[dict[str, str]] = {"service-track": "track"}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.ALIASES.get(cmd_name, cmd_name))
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--cp-url",
+    envvar="CPX_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    metavar="URL",
+    help="Base URL of the CPX API (env CPX_URL); host:port and [IPv6]:port are accepted.",
+)
+@click.option("--cpu-threshold", type=PERCENT, default=DEFAULT_THRESHOLD, show_default=True,
+              metavar="PCT", help="An instance above this CPU % is Unhealthy.")  # fmt: skip
+@click.option("--mem-threshold", type=PERCENT, default=DEFAULT_THRESHOLD, show_default=True,
+              metavar="PCT", help="An instance above this memory % is Unhealthy.")  # fmt: skip
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Timeout of each API request.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=1024),
+    default=None,
+    metavar="N",
+    help="Requests in flight at once [default: 4].",
+)
+@click.option("--demo", is_flag=True, help="Use the bundled CPX simulator; no server needed.")
+@click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
+@click.option("--debug", is_flag=True, help="Log requests and show tracebacks on stderr.")
+@click.version_option(__version__, "--version", prog_name="cli_devops")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    cp_url: str,
+    cpu_threshold: float,
+    mem_threshold: float,
+    timeout: float,
+    concurrency: int | None,
+    demo: bool,
+    no_color: bool,
+    debug: bool,
+) -> None:
+    """See the health of your CPX fleet: instances, services, under-replicated services,
+    and one service over time.
+
+    \b
+    Try it without a server:
+      cli_devops --demo services
+      cli_devops --demo unhealthy-services
+    """
+    from cli_devops.client import normalize_base_url
+    from cli_devops.commands import App
+
+    _state.debug = debug
+    env = Environment.from_system(no_color=no_color)
+    if ctx.invoked_subcommand == "simulate":
+        ctx.obj = env
+        return
+    base_url = normalize_base_url(cp_url)
+    if demo:
+        base_url = _start_demo(ctx)
+    ctx.obj = App(
+        base_url=base_url,
+        thresholds=Thresholds(cpu=cpu_threshold, memory=mem_threshold),
+        timeout=timeout,
+        concurrency=concurrency,
+        debug=debug,
+        env=env,
+    )
+
+
+def _start_demo(ctx: click.Context) -> str:
+    from cli_devops.simulator import Fleet, SimulatorServer
+
+    server = SimulatorServer(Fleet.generate(150, seed=DEMO_SEED))
+    url = server.start()
+    ctx.call_on_close(server.stop)
+    return url
+
+
+@cli.command()
+@click.option("--service", metavar="NAME", help="Only instances of this service.")
+@click.option("--status", type=click.Choice(["healthy", "unhealthy", "unknown"],
+              case_sensitive=False), help="Only instances with this status.")  # fmt: skip
+@click.option(
+    "--sort",
+    type=click.Choice(["ip", "service", "status", "cpu", "memory"]),
+    default="ip",
+    show_default=True,
+    help="Row order; cpu and memory put the busiest first.",
+)
+@output_option
+@click.pass_obj
+def services(app: Any, service: str | None, status: str | None, sort: str, output: Any) -> int:
+    """List running instances: IP, service, status, CPU and memory."""
+    from cli_devops import commands
+
+    return commands.services(app, service=service, status=status, sort=sort, output=output)
+
+
+@cli.command()
+@click.option("--service", metavar="NAME", help="Only this service.")
+@min_healthy_option
+@output_option
+@click.pass_obj
+def status(app: Any, service: str | None, min_healthy: int, output: Any) -> int:
+    """Average CPU and memory per service, with healthy/unhealthy/unknown counts."""
+    from cli_devops import commands
+
+    return commands.status(app, service=service, min_healthy=min_healthy, output=output)
+
+
+@cli.command("unhealthy-services")
+@min_healthy_option
+@output_option
+@click.pass_obj
+def unhealthy_services(app: Any, min_healthy: int, output: Any) -> int:
+    """Services with fewer than --min-healthy healthy instances (exit 1 if any)."""
+    from cli_devops import commands
+
+    return commands.unhealthy_services(app, min_healthy=min_healthy, output=output)
+
+
+@cli.command()
+@click.argument("service_arg", metavar="SERVICE", required=False)
+@click.option("--service", metavar="NAME", help="The service to track (or give it as SERVICE).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time between polls.",
+)
+@click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N polls.")
+@output_option
+@click.pass_obj
+def track(
+    app: Any,
+    service_arg: str | None,
+    service: str | None,
+    interval: float,
+    count: int | None,
+    output: Any,
+) -> int:
+    """Follow CPU and memory of every instance of SERVICE until Ctrl+C.
+
+    Also available as `service-track`.
+    """
+    from cli_devops import track as tracking
+
+    name = service_arg or service
+    if not name:
+        raise click.UsageError("give the service to track: cli_devops track SERVICE")
+    if service_arg and service and service_arg != service:
+        raise click.UsageError("give the service once, as SERVICE or --service")
+    return tracking.track(app, name, interval=interval, count=count, output=output)
+
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True)
+@click.option("--fleet", "fleet_size", type=click.IntRange(1, 1_000_000), default=150,
+              show_default=True, help="Number of instances.")  # fmt: skip
+@click.option("--seed", type=int, help="Seed for a reproducible fleet.")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Delay every answer by this much.")  # fmt: skip
+@click.option("--reference", is_flag=True,
+              help="Behave like the reference server: single-threaded HTTP/1.0, backlog 5, "
+                   "150 instances, fresh random values per request.")  # fmt: skip
+@click.pass_obj
+def simulate(
+    env: Environment,
+    host: str,
+    port: int,
+    fleet_size: int,
+    seed: int | None,
+    latency_ms: float,
+    reference: bool,
+) -> int:
+    """Run the bundled CPX simulator (the same API as CPX) until Ctrl+C."""
+    from cli_devops.simulator import serve
+
+    try:
+        serve(
+            host=host,
+            port=port,
+            fleet_size=fleet_size,
+            seed=seed,
+            reference=reference,
+            latency_ms=latency_ms,
+            out=env.stdout,
+        )
+    except OSError as err:
+        raise click.UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return ExitStatus.OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI and map every outcome to an exit code."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="cli_devops", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return ExitStatus.INTERRUPTED
+    except click.ClickException as err:
+        err.show()
+        return ExitStatus.USAGE
+    except CliDevopsError as err:
+        _fail(str(err))
+        return err.exit_status
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return ExitStatus.OK
+    except Exception as err:  # the one catch-all: the user gets a line, not a traceback
+        _fail(f"unexpected error: {type(err).__name__}: {err} (rerun with --debug for details)")
+        return ExitStatus.INTERNAL_ERROR
+    if isinstance(result, int):
+        return result
+    return ExitStatus.OK
+
+
+def _fail(message: str) -> None:
+    from cli_devops.render import terminal_safe
+
+    if _state.debug:
+        traceback.print_exc()
+    click.echo(f"cli_devops: error: {terminal_safe(message)}", err=True)
+
+
+def _silence_stdout() -> None:
+    """After the reader of a pipe went away, stop Python from failing again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,51 @@
+"""The outside world as a parameter: streams, terminal facts and the clock.
+
+Commands receive an `Environment` instead of touching `sys.stdout` or `time` directly, so tests
+can hand them a StringIO, a fake terminal width or an injected clock.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TextIO
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Environment:
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdout_isatty: bool = False
+    color: bool = False
+    width: int = 100
+    height: int = 40
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime] = _utc_now
+
+    @classmethod
+    def from_system(cls, *, no_color: bool = False) -> Environment:
+        """The real process environment; colour only on a terminal and never with NO_COLOR set."""
+        isatty = sys.stdout.isatty()
+        size = shutil.get_terminal_size((100, 40))
+        return cls(
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+            stdout_isatty=isatty,
+            color=isatty and not no_color and not os.environ.get("NO_COLOR"),
+            width=size.columns,
+            height=size.lines,
+        )
+
+    def warn(self, message: str) -> None:
+        """A diagnostic line on stderr (never on stdout, which carries data)."""
+        print(f"cli_devops: {message}", file=self.stderr)
