@@ -1,0 +1,83 @@
+"""Fixtures: the bundled simulator on loopback, and the CLI run in-process or as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from cli_devops.cli import run
+from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def small_fleet() -> Fleet:
+    """Ten instances over four services, with every health case the commands must tell apart."""
+    return Fleet(
+        {
+            "10.0.0.1": SimInstance("UserService", 10, 20),
+            "10.0.0.2": SimInstance("UserService", 90, 90),  # exactly at threshold: Healthy
+            "10.0.0.10": SimInstance("UserService", 91, 15),  # above: Unhealthy
+            "10.0.0.3": SimInstance("AuthService", 50.5, 40),
+            "10.0.0.4": SimInstance("AuthService", 95, 20),
+            "10.0.0.5": SimInstance("MLService", 99, 99),
+            "10.0.0.6": SimInstance("MLService", 30, 100),
+            "10.0.0.7": SimInstance("GeoService", 5, 5),
+            "10.0.0.8": SimInstance("GeoService", 6, 7),
+            "10.0.0.9": SimInstance("GeoService", 7, 91),
+        },
+        drift=False,
+    )
+
+
+@pytest.fixture
+def fleet() -> Fleet:
+    return small_fleet()
+
+
+@pytest.fixture
+def sim(fleet: Fleet) -> Iterator[SimulatorServer]:
+    server = SimulatorServer(fleet, "127.0.0.1", 0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run the CLI in this process, as `cli_devops ARGS`; returns exit code and output."""
+    monkeypatch.delenv("CPX_URL", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        code = run(list(args))
+        out, err = capsys.readouterr()
+        return Result(int(code), out, err)
+
+    return invoke
+
+
+def run_process(*args: str, timeout: float = 60, **kwargs: object) -> Result:
+    """Run `python -m cli_devops ARGS` as a real process (no terminal)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CPX_URL", "NO_COLOR")}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli_devops", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+        **kwargs,  # type: ignore[call-overload]
+    )
+    return Result(done.returncode, done.stdout, done.stderr)

@@ -1,0 +1,98 @@
+"""What a new user meets first: --demo, --version, help, the README, the reference server."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from cli_devops import __version__
+from cli_devops.cli import cli as cli_group
+from cli_devops.simulator import ReferenceServer
+
+from .conftest import run_process
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+COMMANDS = sorted(cli_group.commands)
+
+
+def test_demo_services_as_a_real_process():
+    result = run_process("--demo", "services")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["IP", "Service", "Status", "CPU", "Memory"]
+    assert re.fullmatch(r"150 instances: \d+ healthy, \d+ unhealthy, 0 unknown", lines[-1])
+    assert len(lines) == 152
+
+
+def test_demo_fleet_has_under_replicated_services(cli):
+    result = cli("--demo", "unhealthy-services", "-o", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"cli_devops, version {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_and_is_in_the_readme(cli, command):
+    result = cli(command, "--help")
+    assert result.exit_code == 0
+    assert cli_group.commands[command].help
+    assert re.search(rf"cli_devops( --?[\w-]+(?: \S+)?)* {command}\b", README.read_text())
+
+
+def test_help_lists_every_command(cli):
+    out = cli("--help").stdout
+    for command in COMMANDS:
+        assert command in out
+
+
+def ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_against_reference_like_server_over_ipv6(cli):
+    with ReferenceServer("::", 0) as server:
+        port = server.port
+        for url in (f"http://[::1]:{port}", f"[::1]:{port}/", f"localhost:{port}"):
+            result = cli("--cp-url", url, "services", "-o", "json")
+            assert result.exit_code == 0, result.stderr
+            records = json.loads(result.stdout)
+            assert [r["ip"] for r in records] == [f"10.58.1.{n}" for n in range(1, 151)]
+            assert all(r["error"] is None for r in records)
+        status = cli("--cp-url", f"127.0.0.1:{port}", "status", "-o", "json")
+        assert sum(r["instances"] for r in json.loads(status.stdout)) == 150
+
+
+def test_against_reference_like_server_over_ipv4(cli):
+    with ReferenceServer("127.0.0.1", 0) as server:
+        result = cli(
+            "--cp-url", server.url, "unhealthy-services", "--min-healthy", "1", "-o", "json"
+        )
+        assert result.exit_code in (0, 1)
+        assert isinstance(json.loads(result.stdout), list)
+        assert server.request_paths["/servers"] == 1
+        assert sum(server.request_paths.values()) == 151
+
+
+def test_ci_runs_the_readme_test_command():
+    ci_script = (README.parent / ".ci" / "run").read_text()
+    commands = re.findall(r"^(python3 -m venv .*)$", README.read_text(), flags=re.MULTILINE)
+    assert len(commands) >= 2
+    test_command = next(c for c in commands if "pytest" in c)
+    assert test_command in ci_script.splitlines()

@@ -1,0 +1,113 @@
+"""Parsers of untrusted API answers and the terminal sanitiser, with property tests."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cli_devops.client import normalize_base_url
+from cli_devops.errors import PayloadError, UsageError
+from cli_devops.health import Status, Thresholds, instance_status
+from cli_devops.model import Instance, parse_instance, parse_percent, parse_servers
+from cli_devops.render import terminal_safe
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("61%", 61), ("61", 61), (61, 61), ("61.5%", 61.5), (0, 0), ("100%", 100), (99.9, 99.9)],
+)
+def test_parse_percent_accepts_the_api_forms(value, expected):
+    assert parse_percent(value, "cpu") == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["", "%", "abc", "-1%", "101", "1e2", "nan", "inf", "1_0", True, None, [], {}, 100.01]
+)
+def test_parse_percent_rejects_everything_else(value):
+    with pytest.raises(PayloadError):
+        parse_percent(value, "cpu")
+
+
+@given(json_values)
+def test_parse_instance_never_raises_and_is_valid_or_explained(payload):
+    instance = parse_instance("10.0.0.1", payload)
+    if instance.error is None:
+        assert isinstance(instance.service, str)
+        assert instance.cpu is not None and 0 <= instance.cpu <= 100 and math.isfinite(instance.cpu)
+        assert instance.memory is not None and 0 <= instance.memory <= 100
+    else:
+        assert instance.cpu is None and instance.memory is None
+
+
+@given(st.floats(0, 100), st.floats(0, 100), st.text(min_size=1).filter(str.strip))
+def test_valid_payloads_round_trip(cpu, memory, service):
+    instance = parse_instance(
+        "10.0.0.1", {"cpu": f"{cpu:f}%", "memory": memory, "service": service}
+    )
+    if len(service) <= 256:
+        assert (instance.service, instance.error) == (service, None)
+        assert instance.cpu == pytest.approx(cpu, abs=1e-6) and instance.memory == pytest.approx(
+            memory
+        )
+
+
+@given(json_values)
+def test_parse_servers_keeps_only_ip_addresses(payload):
+    try:
+        listing = parse_servers(payload)
+    except PayloadError:
+        assert not isinstance(payload, list)
+        return
+    assert isinstance(payload, list)
+    assert listing.skipped + listing.duplicates + len(listing.ips) == len(payload)
+    assert all("/" not in ip and "?" not in ip and "%" not in ip for ip in listing.ips)
+
+
+def test_parse_servers_dedupes_equal_addresses():
+    listing = parse_servers(["10.0.0.1", "2001:db8::1", "2001:DB8:0::1", "10.0.0.1", "host"])
+    assert listing.ips == ["10.0.0.1", "2001:db8::1"]
+    assert (listing.skipped, listing.duplicates) == (1, 2)
+
+
+@given(st.text())
+def test_terminal_safe_leaves_nothing_unprintable(text):
+    safe = terminal_safe(text)
+    assert safe.isprintable()
+    assert "\x1b" not in safe
+
+
+def test_health_rule_boundary():
+    th = Thresholds()
+    assert instance_status(Instance("ip", "s", 90, 90), th) is Status.HEALTHY
+    assert instance_status(Instance("ip", "s", 90.01, 0), th) is Status.UNHEALTHY
+    assert instance_status(Instance("ip", "s", 0, 91), th) is Status.UNHEALTHY
+    assert instance_status(Instance("ip", "s", None, None, "timeout"), th) is Status.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("localhost:8080", "http://localhost:8080"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("[::1]:8080", "http://[::1]:8080"),
+        ("http://[::1]:8080/", "http://[::1]:8080"),
+        ("https://cpx.example.com/api/", "https://cpx.example.com/api"),
+    ],
+)
+def test_normalize_base_url(raw, expected):
+    assert normalize_base_url(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["ftp://host", "http://", "http://host:99999", "http://h/?q=1"])
+def test_normalize_base_url_rejects(raw):
+    with pytest.raises(UsageError):
+        normalize_base_url(raw)
