@@ -57,6 +57,18 @@ def min_healthy_option(func: F) -> F:
     )(func)
 
 
+def _check_token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An empty token is no token; anything but visible ASCII cannot go in a header.
+
+    The value is never repeated in the error: it is a secret.
+    """
+    if not value:
+        return None
+    if not all("!" <= char <= "~" for char in value):
+        raise click.BadParameter("must be visible ASCII characters only (no spaces)")
+    return value
+
+
 class _Group(click.Group):
     """A command group that also answers to the aliases in ALIASES (not listed in --help)."""
 
@@ -97,6 +109,35 @@ class _Group(click.Group):
     metavar="N",
     help="Requests in flight at once [default: 4].",
 )
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 10),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Retries of a request that failed in a way that may pass (timeout, 5xx, 429, reset).",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Give up on what is still unread after this long (per poll in track).",
+)
+@click.option("--strict", is_flag=True, help="Exit 4 when any instance could not be read.")
+@click.option(
+    "--token",
+    envvar="CPX_TOKEN",
+    metavar="TOKEN",
+    callback=_check_token,
+    help="Bearer token for the CPX API (env CPX_TOKEN, preferred); never printed.",
+)
+@click.option(
+    "--ca-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="Trust the CA certificates in this PEM file for https:// URLs.",
+)
+@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (testing only).")
 @click.option("--demo", is_flag=True, help="Use the bundled CPX simulator; no server needed.")
 @click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
 @click.option("--debug", is_flag=True, help="Log requests and show tracebacks on stderr.")
@@ -109,6 +150,12 @@ def cli(
     mem_threshold: float,
     timeout: float,
     concurrency: int | None,
+    retries: int,
+    deadline: float | None,
+    strict: bool,
+    token: str | None,
+    ca_cert: str | None,
+    insecure: bool,
     demo: bool,
     no_color: bool,
     debug: bool,
@@ -130,6 +177,10 @@ def cli(
         ctx.obj = env
         return
     base_url = normalize_base_url(cp_url)
+    if ca_cert and insecure:
+        raise click.UsageError("give --ca-cert or --insecure, not both")
+    if insecure:
+        env.warn("--insecure: TLS certificates are not verified")
     if demo:
         base_url = _start_demo(ctx)
     ctx.obj = App(
@@ -137,8 +188,14 @@ def cli(
         thresholds=Thresholds(cpu=cpu_threshold, memory=mem_threshold),
         timeout=timeout,
         concurrency=concurrency,
+        strict=strict,
         debug=debug,
         env=env,
+        retries=retries,
+        deadline=deadline,
+        token=token,
+        ca_cert=ca_cert,
+        insecure=insecure,
     )
 
 

@@ -3,27 +3,57 @@
 aiohttp is imported here only, and this module is imported only by commands that talk to the
 API, so `--help` stays fast. All network failures of a single instance become an Unknown
 instance with a reason; only an unusable `/servers` answer is fatal (`ApiUnreachable`).
+
+Every request is bounded: a timeout per attempt (connect and read), a size cap on the body,
+a few retries with exponential backoff and jitter for failures that may pass (connection errors,
+timeouts, 5xx, 429), a retry budget per read of the fleet so retries cannot multiply the load,
+and an optional deadline for the whole read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+import random
+import re
+import ssl
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
 from cli_devops.errors import ApiUnreachable, PayloadError, UsageError
-from cli_devops.model import Instance, ServerList, ip_sort_key, parse_instance, parse_servers
+from cli_devops.model import (
+    Instance,
+    ServerList,
+    decode_json,
+    ip_sort_key,
+    parse_instance,
+    parse_servers,
+)
 
 MAX_INSTANCE_BODY = 1024 * 1024
 MAX_SERVERS_BODY = 16 * 1024 * 1024
 DEFAULT_CONCURRENCY = 4
+
+DEFAULT_RETRIES = 3
+BACKOFF_FIRST = 0.1
+"""The first wait before a retry is 0.1-0.2 s (jitter), then it doubles, up to BACKOFF_CAP."""
+BACKOFF_CAP = 2.0
+RETRY_AFTER_LIMIT = 10.0
+"""A Retry-After longer than this is not waited for: the request fails with the reason."""
+RETRY_BUDGET_MIN = 10
+RETRY_BUDGET_RATIO = 0.2
+"""Retries per read of the fleet: RETRY_BUDGET_MIN plus this fraction of the requests made, so a
+failing API sees at most about 1.2 times the requests of a healthy one, never 1 + retries times."""
+MAX_REDIRECTS = 3
+_REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
+_SECONDS = re.compile(r"[0-9]{1,10}")
 
 
 def normalize_base_url(raw: str) -> str:
@@ -47,10 +77,25 @@ def normalize_base_url(raw: str) -> str:
 
 @dataclass(frozen=True)
 class ClientSettings:
+    """How to talk to one CPX API.
+
+    `timeout` bounds each attempt (connect and read), `retries` the attempts after the first,
+    `deadline` (seconds, optional) one whole read of the fleet. `token` is sent as a Bearer
+    header to the origin of `base_url` only and is kept out of repr and logs. `proxies` maps
+    a URL scheme (and "no" for the hosts to reach directly) to a proxy URL, as the standard
+    `*_proxy` environment variables do.
+    """
+
     base_url: str
     timeout: float = 5.0
     concurrency: int = DEFAULT_CONCURRENCY
     log: Callable[[str], None] | None = None
+    retries: int = DEFAULT_RETRIES
+    deadline: float | None = None
+    token: str | None = field(default=None, repr=False)
+    ca_cert: str | None = None
+    insecure: bool = False
+    proxies: Mapping[str, str] = field(default_factory=dict)
 
 
 class Snapshot(NamedTuple):
@@ -66,7 +111,24 @@ class Snapshot(NamedTuple):
 
 
 class _HttpFailure(Exception):
-    """A request that produced no usable JSON; the message is the short reason."""
+    """A request that produced no usable JSON; the message is the short reason.
+
+    `retriable` says whether another attempt may succeed; `retry_after` is how long the server
+    asked to wait (seconds), `status` the HTTP status when there was one.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retriable: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.retriable = retriable
+        self.retry_after = retry_after
+        self.status = status
 
 
 class CpxClient:
@@ -76,8 +138,15 @@ class CpxClient:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._tls: ssl.SSLContext | bool = True
+        self._origin = _origin(settings.base_url)
+        self._retry_tokens = float(RETRY_BUDGET_MIN)
+        self._deadline_at: float | None = None
+        self._jitter = random.Random()
 
     async def __aenter__(self) -> CpxClient:
+        self._tls = _tls_setting(self.settings)
+        _check_proxies(self.settings.proxies)
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
@@ -86,6 +155,11 @@ class CpxClient:
             headers={"Accept": "application/json", "User-Agent": "cli_devops"},
             raise_for_status=False,
         )
+        # aiohttp silently repeats an idempotent request once when the server drops the
+        # connection; with that off, every attempt is one of ours and counts in the budget.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
+        self._start_run()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -98,10 +172,12 @@ class CpxClient:
             payload = await self._get_json("/servers", MAX_SERVERS_BODY)
             return parse_servers(payload)
         except _HttpFailure as err:
-            raise ApiUnreachable(
-                f"cannot read the CPX API at {url}: {err}. "
-                "Check --cp-url (or CPX_URL), or try --demo to use the bundled simulator."
-            ) from err
+            hint = (
+                "Check --token (or CPX_TOKEN)."
+                if err.status in (401, 403)
+                else "Check --cp-url (or CPX_URL), or try --demo to use the bundled simulator."
+            )
+            raise ApiUnreachable(f"cannot read the CPX API at {url}: {err}. {hint}") from err
         except PayloadError as err:
             raise ApiUnreachable(f"unusable answer from {url}: {err}") from err
 
@@ -115,6 +191,7 @@ class CpxClient:
         return parse_instance(ip, payload)
 
     async def snapshot(self) -> Snapshot:
+        self._start_run()
         listing = await self.servers()
         return Snapshot(await self.instances(listing.ips), listing.skipped, listing.duplicates)
 
@@ -122,27 +199,129 @@ class CpxClient:
         results = await asyncio.gather(*(self.instance(ip) for ip in ips))
         return sorted(results, key=lambda instance: ip_sort_key(instance.ip))
 
+    def _start_run(self) -> None:
+        """Begin one read of the fleet: a fresh retry budget and deadline."""
+        self._retry_tokens = float(RETRY_BUDGET_MIN)
+        deadline = self.settings.deadline
+        self._deadline_at = None if deadline is None else time.monotonic() + deadline
+
+    def _remaining(self) -> float | None:
+        return None if self._deadline_at is None else self._deadline_at - time.monotonic()
+
     async def _get_json(self, path: str, cap: int) -> object:
+        """GET `path` and decode it, retrying failures that another attempt may cure.
+
+        Waits between attempts grow exponentially with jitter, or follow Retry-After; the run's
+        retry budget and deadline bound the total. Raises _HttpFailure with the last reason.
+        """
+        self._retry_tokens += RETRY_BUDGET_RATIO
+        retries = 0
+        while True:
+            try:
+                body = await self._get(path, cap)
+                break
+            except _HttpFailure as failure:
+                wait = self._retry_wait(failure, retries)
+                if wait is None:
+                    raise
+                retries += 1
+                self._retry_tokens -= 1
+                self._log(
+                    f"GET {self.settings.base_url}{path}: retry {retries} of "
+                    f"{self.settings.retries} in {wait:.2f}s"
+                )
+                await asyncio.sleep(wait)
+        try:
+            return decode_json(body)
+        except PayloadError as err:
+            raise _HttpFailure(str(err)) from None
+
+    def _retry_wait(self, failure: _HttpFailure, retries: int) -> float | None:
+        """Seconds to wait before retrying, or None when this failure is final."""
+        if not failure.retriable or retries >= self.settings.retries:
+            return None
+        if self._retry_tokens < 1:
+            self._log("retry budget of this run is spent: not retrying")
+            return None
+        wait = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0**retries * self._jitter.uniform(1.0, 2.0))
+        if failure.retry_after is not None:
+            wait = max(wait, failure.retry_after)
+        remaining = self._remaining()
+        if remaining is not None and wait >= remaining:
+            return None
+        return wait
+
+    async def _get(self, path: str, cap: int) -> bytes:
+        """One attempt: GET with redirects followed, the body read up to `cap` bytes."""
         assert self._session is not None, "CpxClient used outside 'async with'"
+        limit = self.settings.timeout
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            raise _HttpFailure(self._deadline_reason())
+        cut_by_deadline = remaining is not None and remaining < limit
+        if remaining is not None:
+            limit = min(limit, remaining)
+        ends = time.monotonic() + limit
         url = self.settings.base_url + path
-        started = time.monotonic()
+        for _hop in range(MAX_REDIRECTS + 1):
+            started = time.monotonic()
+            try:
+                async with self._session.get(
+                    url,
+                    allow_redirects=False,
+                    headers=self._auth_headers(url),
+                    timeout=aiohttp.ClientTimeout(total=max(ends - started, 0.001)),
+                    proxy=_proxy_for(url, self.settings.proxies),
+                    ssl=self._tls,
+                ) as response:
+                    status = response.status
+                    location = (
+                        response.headers.get("Location") if status in _REDIRECT_STATUSES else None
+                    )
+                    retry_after = response.headers.get("Retry-After")
+                    body = b"" if location else await _read_capped(response, cap)
+            except asyncio.TimeoutError:
+                reason = (
+                    self._deadline_reason()
+                    if cut_by_deadline
+                    else f"timed out after {self.settings.timeout:g}s"
+                )
+                self._log(f"GET {url} -> {reason}")
+                raise _HttpFailure(reason, retriable=not cut_by_deadline) from None
+            except aiohttp.ClientError as err:
+                self._log(f"GET {url} -> {type(err).__name__}: {err}")
+                reason, retriable = _describe(err)
+                raise _HttpFailure(reason, retriable=retriable) from None
+            self._log(f"GET {url} -> {status} in {(time.monotonic() - started) * 1000:.1f} ms")
+            if location:
+                url = self._redirect_target(url, location)
+                continue
+            if status == 200:
+                return body
+            raise _status_failure(status, retry_after)
+        raise _HttpFailure(f"more than {MAX_REDIRECTS} redirects")
+
+    def _redirect_target(self, url: str, location: str) -> str:
+        target = ""
         try:
-            async with self._session.get(url, allow_redirects=False) as response:
-                body = await _read_capped(response, cap)
-                status = response.status
-        except asyncio.TimeoutError:
-            self._log(f"GET {url} -> timeout after {self.settings.timeout:g}s")
-            raise _HttpFailure(f"timed out after {self.settings.timeout:g}s") from None
-        except aiohttp.ClientError as err:
-            self._log(f"GET {url} -> {type(err).__name__}: {err}")
-            raise _HttpFailure(_describe(err)) from None
-        self._log(f"GET {url} -> {status} in {(time.monotonic() - started) * 1000:.1f} ms")
-        if status != 200:
-            raise _HttpFailure(f"HTTP {status}")
-        try:
-            return json.loads(body)
-        except (ValueError, RecursionError):
-            raise _HttpFailure("answer is not valid JSON") from None
+            target = urljoin(url, location.strip())
+            scheme, host, _port = _origin(target)
+        except ValueError:
+            scheme = host = ""
+        if scheme not in ("http", "https") or not host or not location.isprintable():
+            raise _HttpFailure("redirected to an invalid URL")
+        if self.settings.token and _origin(target) != self._origin:
+            self._log(f"redirect leaves {self.settings.base_url}: the token is not sent")
+        return target
+
+    def _auth_headers(self, url: str) -> dict[str, str]:
+        """The Bearer header, for the origin of --cp-url only (never for a redirect elsewhere)."""
+        if self.settings.token and _origin(url) == self._origin:
+            return {"Authorization": f"Bearer {self.settings.token}"}
+        return {}
+
+    def _deadline_reason(self) -> str:
+        return f"deadline of {self.settings.deadline:g}s reached"
 
     def _log(self, line: str) -> None:
         if self.settings.log is not None:
@@ -167,18 +346,114 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _describe(err: aiohttp.ClientError) -> str:
+def _describe(err: aiohttp.ClientError) -> tuple[str, bool]:
+    """The short reason for a failed request, and whether another attempt may succeed."""
+    reason, retriable = type(err).__name__, False
     if isinstance(err, _TooLarge):
-        return "response too large"
-    if isinstance(err, aiohttp.ClientConnectorError):
-        os_error = err.os_error
-        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
-        return f"connection failed: {reason.lower()}"
-    if isinstance(err, aiohttp.ServerDisconnectedError):
-        return "server closed the connection"
-    if isinstance(err, aiohttp.ClientPayloadError):
-        return "truncated answer"
-    return type(err).__name__
+        reason = "response too large"
+    elif isinstance(err, aiohttp.ClientConnectorCertificateError):
+        reason = "TLS certificate not trusted (see --ca-cert)"
+    elif isinstance(err, aiohttp.ClientSSLError):
+        reason = "TLS handshake failed"
+    elif isinstance(err, aiohttp.ClientProxyConnectionError):
+        reason, retriable = f"cannot connect to the proxy: {_os_reason(err.os_error)}", True
+    elif isinstance(err, aiohttp.ClientConnectorError):
+        reason, retriable = f"connection failed: {_os_reason(err.os_error)}", True
+    elif isinstance(err, aiohttp.ServerDisconnectedError):
+        reason, retriable = "server closed the connection", True
+    elif isinstance(err, aiohttp.ClientHttpProxyError):
+        reason, retriable = f"proxy answered HTTP {err.status}", err.status >= 500
+    elif isinstance(err, aiohttp.ClientOSError):
+        reason, retriable = f"connection failed: {_os_reason(err)}", True
+    elif isinstance(err, aiohttp.ClientPayloadError):
+        reason, retriable = "truncated answer", True
+    elif isinstance(err, aiohttp.ClientResponseError):
+        reason = "invalid HTTP answer"
+    return reason, retriable
+
+
+def _os_reason(error: OSError) -> str:
+    if error.strerror:
+        return error.strerror.lower()
+    return os.strerror(error.errno).lower() if error.errno else type(error).__name__
+
+
+def _status_failure(status: int, retry_after_header: str | None) -> _HttpFailure:
+    if status != 429 and status < 500:
+        return _HttpFailure(f"HTTP {status}", status=status)
+    retry_after = parse_retry_after(retry_after_header, time.time())
+    if retry_after is not None and retry_after > RETRY_AFTER_LIMIT:
+        return _HttpFailure(
+            f"HTTP {status}, asked to retry after {retry_after:.0f}s", status=status
+        )
+    return _HttpFailure(f"HTTP {status}", retriable=True, retry_after=retry_after, status=status)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a Retry-After header asks to wait (delay-seconds or an HTTP date), None if absent
+    or unreadable; `now` is the current Unix time, for the date form."""
+    if value is None:
+        return None
+    text = value.strip()
+    if _SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        return max(0.0, (moment - datetime.fromtimestamp(now, timezone.utc)).total_seconds())
+    except OverflowError:
+        return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in: what a token is bound to."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
+
+
+def _tls_setting(settings: ClientSettings) -> ssl.SSLContext | bool:
+    """aiohttp's `ssl` argument: verify with the system CAs, with --ca-cert, or not at all."""
+    if settings.insecure:
+        return False
+    if settings.ca_cert is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=settings.ca_cert)
+    except ssl.SSLError:
+        raise UsageError(f"--ca-cert {settings.ca_cert}: not a PEM certificate file") from None
+    except OSError as err:
+        raise UsageError(f"--ca-cert {settings.ca_cert}: {err.strerror or err}") from None
+
+
+def _proxy_url(value: str) -> str:
+    return value if "://" in value else f"http://{value}"
+
+
+def _check_proxies(proxies: Mapping[str, str]) -> None:
+    for scheme in ("http", "https"):
+        value = proxies.get(scheme)
+        if value and urlsplit(_proxy_url(value)).scheme != "http":
+            # The value is not repeated: a proxy URL may carry a password.
+            raise UsageError(f"{scheme}_proxy: only http:// proxies are supported")
+
+
+def _proxy_for(url: str, proxies: Mapping[str, str]) -> str | None:
+    """The proxy for `url` from `<scheme>_proxy`, unless `no_proxy` lists its host (or `*`)."""
+    parts = urlsplit(url)
+    proxy = proxies.get(parts.scheme)
+    if not proxy:
+        return None
+    host = (parts.hostname or "").lower()
+    for entry in proxies.get("no", "").split(","):
+        name = entry.strip().lower().lstrip(".").strip("[]")
+        if name == "*" or (name and (host == name or host.endswith("." + name))):
+            return None
+    return _proxy_url(proxy)
 
 
 def fetch_snapshot(settings: ClientSettings) -> Snapshot:

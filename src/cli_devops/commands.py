@@ -49,15 +49,28 @@ class App:
     strict: bool = False
     debug: bool = False
     env: Environment = field(default_factory=Environment)
+    retries: int | None = None
+    deadline: float | None = None
+    token: str | None = field(default=None, repr=False)
+    ca_cert: str | None = None
+    insecure: bool = False
 
     def client_settings(self) -> ClientSettings:
-        from cli_devops.client import DEFAULT_CONCURRENCY, ClientSettings
+        from urllib.request import getproxies_environment
+
+        from cli_devops.client import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, ClientSettings
 
         return ClientSettings(
             base_url=self.base_url,
             timeout=self.timeout,
             concurrency=self.concurrency or DEFAULT_CONCURRENCY,
             log=self.env.warn if self.debug else None,
+            retries=DEFAULT_RETRIES if self.retries is None else self.retries,
+            deadline=self.deadline,
+            token=self.token,
+            ca_cert=self.ca_cert,
+            insecure=self.insecure,
+            proxies=getproxies_environment(),
         )
 
 

@@ -47,5 +47,10 @@ class Environment:
         )
 
     def warn(self, message: str) -> None:
-        """A diagnostic line on stderr (never on stdout, which carries data)."""
-        print(f"cli_devops: {message}", file=self.stderr)
+        """A diagnostic line on stderr (never on stdout, which carries data).
+
+        Made terminal-safe here, since a message may quote what the API sent.
+        """
+        from cli_devops.render import terminal_safe
+
+        print(f"cli_devops: {terminal_safe(message)}", file=self.stderr)

@@ -8,6 +8,7 @@ reason a user can act on.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 from typing import NamedTuple
@@ -45,6 +46,8 @@ def parse_percent(value: object, field: str) -> float:
 
     Whole numbers come back as int so that JSON output shows the API's 61 as 61, not 61.0.
     """
+    if value is None:
+        raise PayloadError(f"{field} is missing")
     if isinstance(value, bool):
         raise PayloadError(f"{field} is not a percentage")
     if isinstance(value, (int, float)):
@@ -58,9 +61,24 @@ def parse_percent(value: object, field: str) -> float:
         number = float(text)
     else:
         raise PayloadError(f"{field} is not a percentage")
-    if not math.isfinite(number) or not 0.0 <= number <= 100.0:
+    if math.isnan(number):
+        raise PayloadError(f"{field} is not a number")
+    if not 0.0 <= number <= 100.0:
         raise PayloadError(f"{field} is outside 0-100%")
     return int(number) if number.is_integer() else number
+
+
+def parse_service(value: object) -> str:
+    """The service name as sent; it must be a string with something printable in it."""
+    if value is None:
+        raise PayloadError("service is missing")
+    if not isinstance(value, str):
+        raise PayloadError("service is not a string")
+    if len(value) > MAX_SERVICE_NAME:
+        raise PayloadError(f"service is longer than {MAX_SERVICE_NAME} characters")
+    if not any(char.isprintable() and not char.isspace() for char in value):
+        raise PayloadError("service is empty or has no printable characters")
+    return value
 
 
 def parse_instance(ip: str, payload: object) -> Instance:
@@ -70,17 +88,29 @@ def parse_instance(ip: str, payload: object) -> Instance:
     """
     if not isinstance(payload, dict):
         return Instance(ip, None, None, None, "answer is not a JSON object")
-    service = payload.get("service")
-    if not isinstance(service, str) or not service.strip():
-        return Instance(ip, None, None, None, "service is missing or not a string")
-    if len(service) > MAX_SERVICE_NAME:
-        return Instance(ip, None, None, None, "service name is too long")
+    try:
+        service = parse_service(payload.get("service"))
+    except PayloadError as err:
+        return Instance(ip, None, None, None, str(err))
     try:
         cpu = parse_percent(payload.get("cpu"), "cpu")
         memory = parse_percent(payload.get("memory"), "memory")
     except PayloadError as err:
         return Instance(ip, service, None, None, str(err))
     return Instance(ip, service, cpu, memory)
+
+
+def decode_json(body: bytes) -> object:
+    """Decode an answer body; PayloadError says why it is not usable JSON.
+
+    Deeply nested input (`[[[[...`) is rejected rather than allowed to exhaust the stack.
+    """
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise PayloadError("answer is nested too deeply") from None
+    except ValueError:
+        raise PayloadError("answer is not valid JSON") from None
 
 
 def parse_ip(entry: object) -> str | None:

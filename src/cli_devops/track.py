@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from cli_devops.commands import App, report_unread, resolve_service
-from cli_devops.errors import ApiUnreachable, ExitStatus
+from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.model import Instance
 from cli_devops.render import (
     INSTANCE_FIELDS,
@@ -42,21 +42,46 @@ def track(
     count: int | None = None,
     output: OutputFormat = "table",
 ) -> ExitStatus:
-    """Poll until `count` polls are done; Ctrl+C ends the run normally (exit 0)."""
+    """Poll until `count` polls are done; Ctrl+C ends the run normally (exit 0).
+
+    With `app.strict`, a run in which any poll failed or missed an instance raises
+    IncompleteData at the end (exit 4), whether it ended by --count or Ctrl+C.
+    """
+    progress = _Progress(count)
     try:
-        asyncio.run(_poll_loop(app, service, interval, count, output))
+        asyncio.run(_poll_loop(app, service, interval, output, progress))
     except KeyboardInterrupt:
         app.env.stdout.flush()
+    if app.strict and progress.incomplete:
+        raise IncompleteData(
+            f"{progress.incomplete} of {progress.polls} polls were incomplete "
+            "and --strict was given"
+        )
     return ExitStatus.OK
 
 
+class _Progress:
+    """How many polls to make (None: until Ctrl+C), made, and failed or missing an instance;
+    kept outside the loop so that it survives Ctrl+C."""
+
+    def __init__(self, count: int | None) -> None:
+        self.count = count
+        self.polls = 0
+        self.incomplete = 0
+
+
 async def _poll_loop(
-    app: App, service: str, interval: float, count: int | None, output: OutputFormat
+    app: App,
+    service: str,
+    interval: float,
+    output: OutputFormat,
+    progress: _Progress,
 ) -> None:
     from cli_devops.client import CpxClient
 
     env = app.env
     name: str | None = None
+    count = progress.count
     polls = 0
     async with CpxClient(app.client_settings()) as client:
         while count is None or polls < count:
@@ -64,6 +89,7 @@ async def _poll_loop(
             moment = env.now()
             error: str | None = None
             members: list[Instance] = []
+            complete = False
             try:
                 snapshot = await client.snapshot()
             except ApiUnreachable as err:
@@ -76,7 +102,11 @@ async def _poll_loop(
                     )
                 members = [i for i in snapshot.instances if i.service == name]
                 report_unread(snapshot.unread, len(snapshot.instances), env)
+                complete = not snapshot.unread
             polls += 1
+            progress.polls = polls
+            if not complete:
+                progress.incomplete += 1
             poll = Poll(moment, name or service, members, error)
             _emit(app, poll, output, first=polls == 1)
             if count is not None and polls >= count:
@@ -102,7 +132,7 @@ def _emit(app: App, poll: Poll, output: OutputFormat, *, first: bool) -> None:
         rows = [{"time": stamp, **record} for record in records]
         write_csv(rows, ("time", *INSTANCE_FIELDS), env, header=first)
     else:
-        failed = f"  (poll failed: {poll.error})" if poll.error else ""
+        failed = f"  (poll failed: {terminal_safe(poll.error)})" if poll.error else ""
         env.stdout.write(f"{stamp}  {terminal_safe(poll.service)}{failed}\n")
         if not poll.error:
             write_table(instances_report(poll.members, app.thresholds), env)
