@@ -13,6 +13,21 @@ import pytest
 from cli_devops.cli import run
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
+HOST_VARIABLES = ("CPX_URL", "CPX_TOKEN", "NO_COLOR")
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+"""Variables of the machine running the tests that would change what the CLI does; proxy
+variables are matched in any case, as the standard library does."""
+
+
+def hermetic_environ(**extra: str) -> dict[str, str]:
+    """This process's environment without the variables above, plus `extra`."""
+    kept = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in HOST_VARIABLES and name.lower() not in PROXY_VARIABLES
+    }
+    return {**kept, **extra}
+
 
 @dataclass
 class Result:
@@ -56,8 +71,8 @@ def sim(fleet: Fleet) -> Iterator[SimulatorServer]:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Run the CLI in this process, as `cli_devops ARGS`; returns exit code and output."""
-    monkeypatch.delenv("CPX_URL", raising=False)
-    monkeypatch.delenv("NO_COLOR", raising=False)
+    for name in set(os.environ) - set(hermetic_environ()):
+        monkeypatch.delenv(name)
 
     def invoke(*args: str) -> Result:
         capsys.readouterr()
@@ -68,9 +83,12 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  #
     return invoke
 
 
-def run_process(*args: str, timeout: float = 60, **kwargs: object) -> Result:
-    """Run `python -m cli_devops ARGS` as a real process (no terminal)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("CPX_URL", "NO_COLOR")}
+def run_process(
+    *args: str, timeout: float = 60, env_extra: dict[str, str] | None = None, **kwargs: object
+) -> Result:
+    """Run `python -m cli_devops ARGS` as a real process (no terminal), in a hermetic
+    environment plus `env_extra`."""
+    env = hermetic_environ(**(env_extra or {}))
     done = subprocess.run(
         [sys.executable, "-m", "cli_devops", *args],
         capture_output=True,

@@ -42,10 +42,14 @@ def test_debug_shows_the_traceback_and_request_log(cli, sim):
         (b"[1, 2]", "answer is not a JSON object"),
         (b'{"cpu": "1%", "memory": "1%"}', "service is missing"),
         (b'{"cpu": "1%", "memory": "1%", "service": 7}', "service is not a string"),
-        (b'{"cpu": "1%", "memory": "1%", "service": " \\u001b "}',
-         "service is empty or has no printable characters"),
-        (b'{"cpu": "1%", "memory": "1%", "service": "' + b"S" * 257 + b'"}',
-         "service is longer than 256 characters"),
+        (
+            b'{"cpu": "1%", "memory": "1%", "service": " \\u001b "}',
+            "service is empty or has no printable characters",
+        ),
+        (
+            b'{"cpu": "1%", "memory": "1%", "service": "' + b"S" * 257 + b'"}',
+            "service is longer than 256 characters",
+        ),
         (b'{"cpu": "abc", "memory": "1%", "service": "UserService"}', "cpu is not a percentage"),
         (b'{"memory": "1%", "service": "UserService"}', "cpu is missing"),
         (b'{"cpu": "1%", "memory": "120%", "service": "UserService"}', "memory is outside 0-100%"),

@@ -296,6 +296,15 @@ def track(
 @click.option("--seed", type=int, help="Seed for a reproducible fleet.")
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Delay every answer by this much.")  # fmt: skip
+@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, metavar="P",
+              help="Share of requests answered 503 or with a dropped connection.")  # fmt: skip
+@click.option("--slow-rate", type=click.FloatRange(0, 1), default=0.0, metavar="P",
+              help="Share of requests whose body stalls for --slow-ms.")  # fmt: skip
+@click.option("--slow-ms", type=click.FloatRange(min=0), default=10_000.0, show_default=True,
+              help="How long a slow answer stalls.")  # fmt: skip
+@click.option("--chaos", is_flag=True,
+              help="A quarter of the instances answer malformed, oversize or malicious "
+                   "payloads, and /servers lists junk entries.")  # fmt: skip
 @click.option("--reference", is_flag=True,
               help="Behave like the reference server: single-threaded HTTP/1.0, backlog 5, "
                    "150 instances, fresh random values per request.")  # fmt: skip
@@ -307,6 +316,10 @@ def simulate(
     fleet_size: int,
     seed: int | None,
     latency_ms: float,
+    fail_rate: float,
+    slow_rate: float,
+    slow_ms: float,
+    chaos: bool,
     reference: bool,
 ) -> int:
     """Run the bundled CPX simulator (the same API as CPX) until Ctrl+C."""
@@ -321,6 +334,10 @@ def simulate(
             reference=reference,
             latency_ms=latency_ms,
             out=env.stdout,
+            fail_rate=fail_rate,
+            slow_rate=slow_rate,
+            slow_ms=slow_ms,
+            chaos=chaos,
         )
     except OSError as err:
         raise click.UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None

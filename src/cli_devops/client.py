@@ -373,9 +373,11 @@ def _describe(err: aiohttp.ClientError) -> tuple[str, bool]:
 
 
 def _os_reason(error: OSError) -> str:
-    if error.strerror:
+    if error.errno is not None and error.errno > 0:
+        return os.strerror(error.errno).lower()
+    if error.strerror:  # resolver errors have negative numbers and their own text
         return error.strerror.lower()
-    return os.strerror(error.errno).lower() if error.errno else type(error).__name__
+    return type(error).__name__
 
 
 def _status_failure(status: int, retry_after_header: str | None) -> _HttpFailure:

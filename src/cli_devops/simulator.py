@@ -11,6 +11,12 @@ requests per second, so it speaks a deliberately small subset of HTTP/1.1 direct
 :class:`asyncio.Protocol`. :class:`ReferenceServer` reproduces the challenge's slow server
 (single-threaded ``http.server``, HTTP/1.0, backlog 5) so the client can be tested against the
 behaviour it will really meet. Only the standard library is used, to keep imports cheap.
+
+:class:`SimulatorServer` also injects faults for the resilience tests: a :class:`FaultPlan`
+decides, from the request path and how many times that path was requested, whether to answer
+normally or with a :class:`Fault` (an error status, a dropped connection, a truncated or
+endless body, a stall, a redirect, raw bytes). :class:`Faults` is the seeded plan behind
+``cli_devops simulate --fail-rate/--slow-rate/--chaos``.
 """
 
 from __future__ import annotations
@@ -26,15 +32,18 @@ import math
 import random
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, TextIO
+from typing import Any, NamedTuple, Protocol, TextIO
+from urllib.parse import urlsplit
 
 SERVICE_NAMES: tuple[str, ...] = (
     "IdService",
@@ -295,7 +304,7 @@ class Fleet:
         return waves[0].value(instance.cpu, now), waves[1].value(instance.memory, now)
 
 
-def _display_url(host: str, port: int) -> str:
+def _display_url(host: str, port: int, scheme: str = "http") -> str:
     """Base URL a client on this machine can use; wildcard hosts map to their loopback."""
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
@@ -303,7 +312,172 @@ def _display_url(host: str, port: int) -> str:
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
+
+
+class Fault(NamedTuple):
+    """What :class:`SimulatorServer` sends instead of the normal answer to one request.
+
+    ``kind`` is one of:
+
+    * ``"answer"``: ``status`` with ``body`` (default ``{"error": "<reason phrase>"}``) and
+      extra ``headers``, the connection kept as usual;
+    * ``"drop"``: close the connection without answering;
+    * ``"cut"``: the normal answer announced in full, half its body sent, then close;
+    * ``"flood"``: 200 with no Content-Length and a body that never ends until the client
+      hangs up;
+    * ``"stall"``: the normal answer's headers at once, its body ``delay`` seconds later;
+    * ``"raw"``: ``body`` written as is (not even a status line is added), then close.
+    """
+
+    kind: str
+    status: int = 200
+    body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
+
+    @classmethod
+    def answer(
+        cls, status: int, body: bytes | None = None, headers: tuple[tuple[str, str], ...] = ()
+    ) -> Fault:
+        return cls("answer", status, body, headers)
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 302) -> Fault:
+        return cls("answer", status, b"", (("Location", location),))
+
+    @classmethod
+    def drop(cls) -> Fault:
+        return cls("drop")
+
+    @classmethod
+    def cut(cls) -> Fault:
+        return cls("cut")
+
+    @classmethod
+    def flood(cls) -> Fault:
+        return cls("flood")
+
+    @classmethod
+    def stall(cls, seconds: float) -> Fault:
+        return cls("stall", delay=seconds)
+
+    @classmethod
+    def raw(cls, data: bytes) -> Fault:
+        return cls("raw", body=data)
+
+
+class FaultPlan(Protocol):
+    """Decides the fault, if any, for the ``attempt``-th request (from 1) of ``path``."""
+
+    def __call__(self, path: str, attempt: int) -> Fault | None: ...
+
+
+EVIL_SERVICE = "Evil\x1b[2J\x1b]0;owned\x07\u202eService\r\n"
+"""A service name made to rewrite a terminal: clear screen, set title, bell, bidi override."""
+
+CHAOS_VALUES = (12, 34)
+"""cpu and memory of the chaos answers that are valid (only their service name is hostile)."""
+
+
+def _chaos_payload(**fields: object) -> Fault:
+    return Fault.answer(200, json.dumps(fields).encode())
+
+
+CHAOS: dict[str, Callable[[str], Fault]] = {
+    "not-json": lambda _: Fault.answer(200, b'{"cpu": "12%", "memory": '),
+    "not-utf8": lambda _: Fault.answer(
+        200, b'{"cpu": "1%", "memory": "1%", "service": "\xff\xfe"}'
+    ),
+    "nested": lambda _: Fault.answer(200, b"[" * 50_000 + b"]" * 50_000),
+    "not-object": lambda _: Fault.answer(200, b'["10.0.0.1", "../servers"]'),
+    "no-service": lambda _: _chaos_payload(cpu="12%", memory="34%"),
+    "service-not-string": lambda _: _chaos_payload(cpu="1%", memory="1%", service={"$ne": ""}),
+    "service-too-long": lambda _: _chaos_payload(cpu="1%", memory="1%", service="A" * 10_000),
+    "service-invisible": lambda _: _chaos_payload(
+        cpu="1%", memory="1%", service="\x07\u200b\u202e\t"
+    ),
+    "cpu-not-percent": lambda _: _chaos_payload(cpu="12%; rm -rf /", memory="1%", service="S"),
+    "memory-out-of-range": lambda _: _chaos_payload(cpu="1%", memory="250%", service="S"),
+    "cpu-negative": lambda _: _chaos_payload(cpu=-5, memory="1%", service="S"),
+    "memory-nan": lambda _: Fault.answer(200, b'{"cpu": "1%", "memory": NaN, "service": "S"}'),
+    "oversize": lambda _: Fault.answer(200, b'{"pad": "' + b" " * (1024 * 1024) + b'"}'),
+    "flood": lambda _: Fault.flood(),
+    "bad-http": lambda _: Fault.raw(b"HTTP/1.1 2OO \x1b[2JOK\r\nContent-Length: 2\r\n\r\n{}"),
+    "evil-reason": lambda _: Fault.raw(
+        b"HTTP/1.1 404 \x1b[2J\x1b]0;owned\x07\r\nContent-Length: 2\r\n\r\n{}"
+    ),
+    "redirect-loop": Fault.redirect,
+    "redirect-file": lambda _: Fault.redirect("file:///etc/passwd"),
+    "evil-service": lambda _: _chaos_payload(
+        cpu=f"{CHAOS_VALUES[0]}%", memory=f"{CHAOS_VALUES[1]}%", service=EVIL_SERVICE
+    ),
+}
+"""The hostile answers of chaos mode by name, each built from the request path when sent."""
+
+CHAOS_JUNK: tuple[object, ...] = (
+    "../../etc/passwd", "/servers", "10.0.0.1/../servers", "10.0.0.1?x=1", "10.0.0.1#x",
+    "10.0.0.1:8080", "http://169.254.169.254/latest/meta-data", "//evil.example/x",
+    "evil.example", "localhost", "", " 10.0.0.1", "10.0.0.1\r\nHost: evil.example",
+    "\x1b[2J", "10.0.0.256", "fe80::1%eth0", "2001:db8::1/64", "[2001:db8::1]", "1" * 1000,
+    42, 3.5, -1, True, None, [], {}, ["10.0.0.1"], {"ip": "10.0.0.1"},
+)  # fmt: skip
+"""``/servers`` entries that are not IP addresses; a client must never request them."""
+
+CHAOS_RATE = 0.25
+"""Share of the instances that answer hostile payloads under ``simulate --chaos``."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The seeded :class:`FaultPlan` of ``simulate``.
+
+    Every request draws its fate from a hash of (``seed``, path, attempt number), never from
+    arrival order, so a client's concurrency cannot change which request fails and a test can
+    compute what must come back. With probability ``fail_rate`` a request gets a 503 or a dropped
+    connection (half each); otherwise with probability ``slow_rate`` it stalls ``slow_ms``
+    before its body. Independently, a share ``chaos`` of the instance paths always answer one
+    of the :data:`CHAOS` payloads (``/servers`` is never chaotic; give the fleet
+    :data:`CHAOS_JUNK` entries for that).
+    """
+
+    fail_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_ms: float = 10_000.0
+    chaos: float = 0.0
+    seed: int = 0
+
+    def __call__(self, path: str, attempt: int) -> Fault | None:
+        fault = self.transient(path, attempt)
+        if fault is not None and fault.kind != "stall":
+            return fault
+        kind = self.chaos_kind(path)
+        return fault if kind is None else CHAOS[kind](path)
+
+    def transient(self, path: str, attempt: int) -> Fault | None:
+        """The fail-rate or slow-rate fault this request draws, if any (a chaos path answers
+        its payload at once instead of stalling)."""
+        fail, which, slow = self._draws(f"{path}#{attempt}")
+        if fail < self.fail_rate:
+            return Fault.answer(503) if which < 0.5 else Fault.drop()
+        if slow < self.slow_rate:
+            return Fault.stall(self.slow_ms / 1000.0)
+        return None
+
+    def chaos_kind(self, path: str) -> str | None:
+        """The name of the :data:`CHAOS` answer this path always gets, if any."""
+        if path == "/servers" or self.chaos <= 0:
+            return None
+        pick, which, _ = self._draws(f"chaos{path}")
+        if pick >= self.chaos:
+            return None
+        names = list(CHAOS)
+        return names[int(which * len(names))]
+
+    def _draws(self, key: str) -> tuple[float, float, float]:
+        digest = hashlib.blake2b(f"{self.seed}/{key}".encode(), digest_size=6).digest()
+        a, b, c = struct.unpack("<3H", digest)
+        return a / 65536, b / 65536, c / 65536
 
 
 _STATUS_LINES = {
@@ -334,6 +508,21 @@ class _BadRequest(Exception):
         self.status = status
 
 
+_FLOOD_HEAD = (
+    b"HTTP/1.1 200 OK\r\nServer: cpx-simulator\r\nContent-Type: application/json\r\n"
+    b"Connection: close\r\n\r\n"
+)
+_FLOOD_CHUNK = b'{"cpu": "1%", ' * 4096
+_FLOOD_BUFFER = 256 * 1024
+
+
+def _origin_form(target: bytes) -> bytes:
+    """``/path?query`` of an absolute-form target (a request sent through a proxy)."""
+    parts = urlsplit(target.decode("latin-1"))
+    path = parts.path or "/"
+    return (f"{path}?{parts.query}" if parts.query else path).encode("latin-1")
+
+
 class _HttpProtocol(asyncio.Protocol):
     """One client connection of :class:`SimulatorServer`.
 
@@ -351,6 +540,9 @@ class _HttpProtocol(asyncio.Protocol):
         self._closing = False
         self._pending: deque[tuple[float, bytes, bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._authorization: str | None = None
+        self._tail: Fault | None = None
+        self._flooding = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -360,6 +552,7 @@ class _HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
         self._closing = True
+        self._flooding = False
         self._pending.clear()
         if self._timer is not None:
             self._timer.cancel()
@@ -370,7 +563,9 @@ class _HttpProtocol(asyncio.Protocol):
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self._transport is not None and not self._closing:
+        if self._flooding:
+            self._flood()
+        elif self._transport is not None and not self._closing:
             self._transport.resume_reading()
 
     def abort(self) -> None:
@@ -438,8 +633,27 @@ class _HttpProtocol(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         transport.write(payload)
-        if not keep_alive:
+        if keep_alive:
+            return
+        tail, self._tail = self._tail, None
+        if tail is None:
             transport.close()
+        elif tail.kind == "flood":
+            self._flooding = True
+            self._flood()
+        else:
+            self._loop.call_later(tail.delay, self._write, tail.body or b"", False)
+
+    def _flood(self) -> None:
+        """Keep the send buffer topped up until the client hangs up (flow-controlled)."""
+        transport = self._transport
+        while (
+            self._flooding
+            and transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() < _FLOOD_BUFFER
+        ):
+            transport.write(_FLOOD_CHUNK)
 
     def _handle(self, head: bytes) -> tuple[bytes, bool]:
         line_end = head.find(b"\r\n")
@@ -457,25 +671,67 @@ class _HttpProtocol(asyncio.Protocol):
         else:
             raise _BadRequest(400)
         keep_alive = not http10
+        self._authorization = None
         if line_end >= 0:
             keep_alive = self._read_headers(head[line_end + 2 :], keep_alive)
+        if target.startswith((b"http://", b"https://")):
+            target = _origin_form(target)
         path = target.decode("latin-1")
-        self._server.request_paths[path] += 1
+        server = self._server
+        server.request_paths[path] += 1
+        if self._authorization is not None:
+            server.auth_headers[self._authorization] += 1
+        if server.token is not None and self._authorization != f"Bearer {server.token}":
+            unauthorized = Fault.answer(401, headers=(("WWW-Authenticate", "Bearer"),))
+            return self._faulty(unauthorized, method, target, path, http10, keep_alive)
+        fault = server.faults(path, server.request_paths[path]) if server.faults else None
+        if fault is not None:
+            return self._faulty(fault, method, target, path, http10, keep_alive)
         return self._respond(method, target, path, http10, keep_alive), keep_alive
+
+    def _faulty(  # noqa: PLR0913, PLR0917 -- the parsed request, as _respond takes it
+        self, fault: Fault, method: bytes, target: bytes, path: str, http10: bool, keep_alive: bool
+    ) -> tuple[bytes, bool]:
+        """The bytes to send now for a faulty answer; what follows later is left in _tail."""
+        if fault.kind == "answer":
+            body = _error_body(fault.status) if fault.body is None else fault.body
+            extra = b"".join(f"{name}: {value}\r\n".encode() for name, value in fault.headers)
+            head_only = method == b"HEAD"
+            return self._message(fault.status, body, http10, keep_alive, extra, head_only), (
+                keep_alive
+            )
+        if fault.kind == "drop":
+            return b"", False
+        if fault.kind == "raw":
+            return fault.body or b"", False
+        if fault.kind == "flood":
+            self._tail = fault
+            return _FLOOD_HEAD, False
+        normal = self._respond(method, target, path, http10, False)
+        split = normal.find(b"\r\n\r\n") + 4
+        if fault.kind == "cut":
+            return normal[: split + (len(normal) - split) // 2], False
+        self._tail = fault._replace(body=normal[split:])
+        return normal[:split], False
 
     def _respond(
         self, method: bytes, target: bytes, path: str, http10: bool, keep_alive: bool
     ) -> bytes:
         server = self._server
-        now = time.time()
         if method not in (b"GET", b"HEAD"):
             status, body = 405, _error_body(405)
         elif target == b"/servers":
             status, body = 200, server.fleet.servers_body()
         elif target[:1] == b"/":
-            status, body = server.fleet.instance_response(path[1:], now)
+            status, body = server.fleet.instance_response(path[1:], time.time())
         else:
             status, body = 400, _INVALID_IP_BODY
+        extra = b"Allow: GET, HEAD\r\n" if status == 405 else b""
+        return self._message(status, body, http10, keep_alive, extra, method == b"HEAD")
+
+    def _message(  # noqa: PLR0913, PLR0917 -- the parts of one HTTP response
+        self, status: int, body: bytes, http10: bool, keep_alive: bool, extra: bytes, head: bool
+    ) -> bytes:
         if http10 and keep_alive:
             connection = b"Connection: keep-alive\r\n"
         elif keep_alive:
@@ -486,14 +742,14 @@ class _HttpProtocol(asyncio.Protocol):
             (
                 _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode(),
                 b"Server: cpx-simulator\r\n",
-                server._date.line(now),
+                self._server._date.line(time.time()),
                 b"Content-Type: application/json\r\nContent-Length: ",
                 str(len(body)).encode(),
                 b"\r\n",
-                b"Allow: GET, HEAD\r\n" if status == 405 else b"",
+                extra,
                 connection,
                 b"\r\n",
-                b"" if method == b"HEAD" else body,
+                b"" if head else body,
             )
         )
 
@@ -520,6 +776,8 @@ class _HttpProtocol(asyncio.Protocol):
                 self._skip += length
             elif name == b"transfer-encoding":
                 raise _BadRequest(501)
+            elif name == b"authorization":
+                self._authorization = value.strip().decode("latin-1")
         return keep_alive
 
     def _error(self, status: int) -> bytes:
@@ -542,22 +800,34 @@ class SimulatorServer:
     thread. ``latency_ms`` delays every response on the loop's timers, never blocking other
     connections. ``request_paths`` counts every request target received, so tests can assert a
     client never asked for a junk entry.
+
+    ``faults`` answers chosen requests with a :class:`Fault`. With ``token``, any request without
+    ``Authorization: Bearer <token>`` gets 401; ``auth_headers`` counts the Authorization values
+    received (so a test can see a token did not travel). ``tls`` serves HTTPS with that context.
+    Absolute-form targets (``GET http://host/path``) are answered too, as a proxy passes them.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 -- each keyword is one independent knob of the fake API
         self,
         fleet: Fleet,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
         latency_ms: float = 0.0,
+        faults: FaultPlan | None = None,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.fleet = fleet
         self.host = host
         self.port = port
         self.latency_ms = latency_ms
+        self.faults = faults
+        self.token = token
+        self.tls = tls
         self.url = ""
         self.request_paths: collections.Counter[str] = collections.Counter()
+        self.auth_headers: collections.Counter[str] = collections.Counter()
         self._date = _DateHeader()
         self._connections: set[_HttpProtocol] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -586,7 +856,11 @@ class SimulatorServer:
             try:
                 self._server = loop.run_until_complete(
                     loop.create_server(
-                        lambda: _HttpProtocol(self), self.host, self.port, backlog=1024
+                        lambda: _HttpProtocol(self),
+                        self.host,
+                        self.port,
+                        backlog=1024,
+                        ssl=self.tls,
                     )
                 )
             except Exception as exc:
@@ -613,7 +887,7 @@ class SimulatorServer:
         assert self._server is not None
         sockets = self._server.sockets
         self.port = sockets[0].getsockname()[1] if sockets else self.port
-        self.url = _display_url(self.host, self.port)
+        self.url = _display_url(self.host, self.port, "http" if self.tls is None else "https")
         return self.url
 
     def _shutdown(self) -> None:
@@ -765,13 +1039,18 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
     reference: bool,
     latency_ms: float,
     out: TextIO,
+    fail_rate: float = 0.0,
+    slow_rate: float = 0.0,
+    slow_ms: float = 10_000.0,
+    chaos: bool = False,
 ) -> None:
     """Run a server until Ctrl+C: the blocking core of ``cli_devops simulate``.
 
     Writes one line to ``out`` saying where it listens, then waits; KeyboardInterrupt stops the
     server cleanly and returns. With ``reference`` the fixed reference fleet is served, so
-    ``fleet_size``, ``seed`` and ``latency_ms`` do not apply. Bind failures (port in use) raise
-    :class:`OSError` for the caller to report.
+    ``fleet_size``, ``seed``, ``latency_ms`` and the faults do not apply. The faults are the
+    :class:`Faults` plan under the fleet's seed; ``chaos`` also adds :data:`CHAOS_JUNK` to
+    ``/servers``. Bind failures (port in use) raise :class:`OSError` for the caller to report.
     """
     server: SimulatorServer | ReferenceServer
     if reference:
@@ -784,13 +1063,22 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
         thread = server._thread
     else:
         fleet = Fleet.generate(fleet_size, seed)
-        server = SimulatorServer(fleet, host, port, latency_ms=latency_ms)
+        faults = Faults(fail_rate, slow_rate, slow_ms, CHAOS_RATE if chaos else 0.0, fleet.seed)
+        if chaos:
+            fleet.junk_servers = list(CHAOS_JUNK)
+        server = SimulatorServer(fleet, host, port, latency_ms=latency_ms, faults=faults)
         url = server.start()
-        latency = f", {latency_ms:g} ms latency" if latency_ms > 0 else ""
+        notes = [f"{latency_ms:g} ms latency"] if latency_ms > 0 else []
+        if fail_rate > 0:
+            notes.append(f"{fail_rate:.0%} failing")
+        if slow_rate > 0:
+            notes.append(f"{slow_rate:.0%} stalling {slow_ms:g} ms")
+        if chaos:
+            notes.append("chaos")
         line = (
             f"CPX simulator listening on {url} "
-            f"({len(fleet.instances)} instances, seed {fleet.seed}{latency}); "
-            "press Ctrl+C to stop"
+            f"({len(fleet.instances)} instances, seed {fleet.seed}"
+            f"{''.join(', ' + note for note in notes)}); press Ctrl+C to stop"
         )
         thread = server._thread
     try:
