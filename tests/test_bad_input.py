@@ -58,7 +58,8 @@ def test_debug_shows_the_traceback_and_request_log(cli, sim):
         (b'{"cpu": true, "memory": "1%", "service": "UserService"}', "cpu is not a percentage"),
         (b"{not json", "answer is not valid JSON"),
         (b'{"service": "\xff"}', "answer is not valid JSON"),
-        (b"[" * 100_000 + b"]" * 100_000, "answer is nested too deeply"),
+        (b"[" * 5_000 + b"]" * 5_000, "answer is nested too deeply"),
+        (b"[" + b"{}," * 20_000 + b"{}]", "answer has too many arrays or objects"),
     ],
 )
 def test_invalid_instance_answer_is_unknown_with_reason(cli, sim, fleet, raw, reason):

@@ -152,8 +152,14 @@ class CpxClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-            headers={"Accept": "application/json", "User-Agent": "cli_devops"},
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": "identity",
+                "User-Agent": "cli_devops",
+            },
             raise_for_status=False,
+            # A compressed answer could inflate far past the size cap before it is counted.
+            auto_decompress=False,
         )
         # aiohttp silently repeats an idempotent request once when the server drops the
         # connection; with that off, every attempt is one of ours and counts in the budget.
@@ -279,6 +285,7 @@ class CpxClient:
                         response.headers.get("Location") if status in _REDIRECT_STATUSES else None
                     )
                     retry_after = response.headers.get("Retry-After")
+                    encoding = response.headers.get("Content-Encoding", "identity")
                     body = b"" if location else await _read_capped(response, cap)
             except asyncio.TimeoutError:
                 reason = (
@@ -296,9 +303,11 @@ class CpxClient:
             if location:
                 url = self._redirect_target(url, location)
                 continue
-            if status == 200:
-                return body
-            raise _status_failure(status, retry_after)
+            if status != 200:
+                raise _status_failure(status, retry_after)
+            if encoding.strip().lower() != "identity":
+                raise _HttpFailure("answer is compressed, which was not asked for")
+            return body
         raise _HttpFailure(f"more than {MAX_REDIRECTS} redirects")
 
     def _redirect_target(self, url: str, location: str) -> str:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from cli_devops.errors import PayloadError
 
 MAX_SERVICE_NAME = 256
+MAX_CONTAINERS = 10_000
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
@@ -103,8 +104,12 @@ def parse_instance(ip: str, payload: object) -> Instance:
 def decode_json(body: bytes) -> object:
     """Decode an answer body; PayloadError says why it is not usable JSON.
 
-    Deeply nested input (`[[[[...`) is rejected rather than allowed to exhaust the stack.
+    Deeply nested input (`[[[[...`) is rejected rather than allowed to exhaust the stack, and
+    so is a body of many small arrays or objects (`[[],[],...]`), which would take dozens of
+    times its size in memory; no valid answer has more than a few.
     """
+    if body.count(b"[") + body.count(b"{") > MAX_CONTAINERS:
+        raise PayloadError("answer has too many arrays or objects")
     try:
         return json.loads(body)
     except RecursionError:

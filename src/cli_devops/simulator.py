@@ -25,6 +25,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import gzip
 import hashlib
 import http.server
 import json
@@ -380,6 +381,12 @@ CHAOS_VALUES = (12, 34)
 """cpu and memory of the chaos answers that are valid (only their service name is hostile)."""
 
 
+@functools.lru_cache(maxsize=1)
+def _gzip_bomb() -> bytes:
+    """About 10 KiB that inflate to 10 MB of spaces."""
+    return gzip.compress(b" " * 10_000_000, compresslevel=9)
+
+
 def _chaos_payload(**fields: object) -> Fault:
     return Fault.answer(200, json.dumps(fields).encode())
 
@@ -389,7 +396,11 @@ CHAOS: dict[str, Callable[[str], Fault]] = {
     "not-utf8": lambda _: Fault.answer(
         200, b'{"cpu": "1%", "memory": "1%", "service": "\xff\xfe"}'
     ),
-    "nested": lambda _: Fault.answer(200, b"[" * 50_000 + b"]" * 50_000),
+    "nested": lambda _: Fault.answer(200, b"[" * 5_000 + b"]" * 5_000),
+    "many-arrays": lambda _: Fault.answer(200, b"[" + b"[]," * 300_000 + b"[]]"),
+    "gzip-bomb": lambda _: Fault.answer(
+        200, _gzip_bomb(), (("Content-Encoding", "gzip"), ("Content-Type", "application/json"))
+    ),
     "not-object": lambda _: Fault.answer(200, b'["10.0.0.1", "../servers"]'),
     "no-service": lambda _: _chaos_payload(cpu="12%", memory="34%"),
     "service-not-string": lambda _: _chaos_payload(cpu="1%", memory="1%", service={"$ne": ""}),
