@@ -303,6 +303,21 @@ def test_failures_another_attempt_cannot_cure_are_not_retried(cli, served, fault
     assert server.request_paths["/10.0.0.1"] == 1
 
 
+def test_backoff_waits_grow_exponentially_with_jitter(cli, served):
+    server = served(fleet_of(1), faults=lambda p, _: Fault.answer(503) if p != "/servers" else None)
+    started = time.monotonic()
+    result = cli("--debug", "--cp-url", server.url, "--retries", "3", "services")
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0
+    waits = [
+        float(w) for w in re.findall(r"/10\.0\.0\.1: retry \d of 3 in ([0-9.]+)s", result.stderr)
+    ]
+    assert len(waits) == 3
+    for wait, (low, high) in zip(waits, [(0.1, 0.2), (0.2, 0.4), (0.4, 0.8)]):
+        assert low <= wait <= high
+    assert elapsed >= sum(waits)
+
+
 def test_retry_after_is_honoured(cli, served):
     fleet = fleet_of(3)
 
@@ -437,6 +452,24 @@ def test_deadline_ends_the_run_with_what_was_read(cli, served):
     assert strict.exit_code == 4
 
 
+def test_deadline_applies_to_each_track_poll(cli, served):
+    fleet = fleet_of(6)
+    service = fleet.instances["10.0.0.1"].service
+    server = served(fleet, faults=lambda path, _: Fault.stall(60) if path == "/10.0.0.6" else None)
+    result = cli("--cp-url", server.url, "--deadline", "0.3", "track", service, "--count", "2",
+                 "--interval", "0.1", "-o", "json")  # fmt: skip
+    assert result.exit_code == 0
+    polls = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [poll["error"] for poll in polls] == [None, None]  # the second poll had its own time
+    for poll in polls:
+        for record in poll["instances"]:
+            assert_true_values(record, fleet)
+    assert result.stderr == (
+        "cli_devops: 1 of 6 instances could not be read (1 deadline of 0.3s reached)\n" * 2
+    )
+    assert server.request_paths["/servers"] == 2
+
+
 def test_deadline_before_servers_answers_is_exit_3(cli, served):
     server = served(fleet_of(3), faults=lambda path, _: Fault.stall(60))
     result = cli("--cp-url", server.url, "--deadline", "0.5", "services")
@@ -529,6 +562,11 @@ def test_chaos_never_reaches_the_terminal_in_any_format_or_log(cli, served):
             assert "Traceback" not in result.stderr
     table = cli("--cp-url", server.url, "services").stdout
     assert "Evil[2J]0;ownedService" in table
+    live = cli("--debug", "--cp-url", server.url, "track", EVIL_SERVICE, "--count", "1")
+    assert live.exit_code == 0
+    assert "Evil[2J]0;ownedService" in live.stdout
+    assert terminal_clean(live.stdout)
+    assert terminal_clean(live.stderr)
 
 
 def test_strict_turns_any_unknown_into_exit_4_for_every_command(cli, served):
@@ -875,6 +913,7 @@ GUARANTEES: dict[str, list[Callable[..., None]]] = {
         test_flaky_api_failing_10_percent_gives_complete_correct_data_with_defaults,
         test_retries_recover_exactly_the_instances_with_a_good_attempt_left,
         test_transient_failures_are_retried,
+        test_backoff_waits_grow_exponentially_with_jitter,
         test_failures_another_attempt_cannot_cure_are_not_retried,
         test_retry_after_is_honoured,
         test_retries_are_capped_per_run_when_everything_fails,
@@ -884,6 +923,7 @@ GUARANTEES: dict[str, list[Callable[..., None]]] = {
         test_slow_rate_stalls_become_timeouts_exactly_where_seeded,
         test_latency_beyond_the_timeout_is_a_timeout_and_within_it_is_fine,
         test_deadline_ends_the_run_with_what_was_read,
+        test_deadline_applies_to_each_track_poll,
         test_deadline_before_servers_answers_is_exit_3,
     ],
     "Size bounds": [

@@ -100,7 +100,7 @@ class _Group(click.Group):
     default=5.0,
     show_default=True,
     metavar="SECONDS",
-    help="Timeout of each API request.",
+    help="Timeout of each attempt of an API request, connect and read together.",
 )
 @click.option(
     "--concurrency",

@@ -132,21 +132,23 @@ class _HttpFailure(Exception):
 
 
 class CpxClient:
-    """An open connection pool to one CPX API; use as `async with CpxClient(settings) as client`."""
+    """An open connection pool to one CPX API; use as `async with CpxClient(settings) as client`.
+
+    Raises UsageError at construction when --ca-cert or a proxy variable is unusable.
+    """
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
-        self._session: aiohttp.ClientSession | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._tls: ssl.SSLContext | bool = True
+        self._tls = _tls_setting(settings)
+        _check_proxies(settings.proxies)
         self._origin = _origin(settings.base_url)
         self._retry_tokens = float(RETRY_BUDGET_MIN)
         self._deadline_at: float | None = None
         self._jitter = random.Random()
+        self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> CpxClient:
-        self._tls = _tls_setting(self.settings)
-        _check_proxies(self.settings.proxies)
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
