@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,48 @@ def test_ci_runs_the_readme_test_command():
     assert len(commands) >= 2
     test_command = next(c for c in commands if "pytest" in c)
     assert test_command in ci_script.splitlines()
+
+
+def test_simulate_command_serves_until_ctrl_c(cli):
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli_devops",
+            "simulate",
+            "--port",
+            "0",
+            "--fleet",
+            "12",
+            "--seed",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        match = re.match(
+            r"CPX simulator listening on (http://127\.0\.0\.1:\d+) \(12 instances", line
+        )
+        assert match, line
+        result = cli("--cp-url", match.group(1), "services", "-o", "json")
+        assert len(json.loads(result.stdout)) == 12
+    finally:
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == 0
+    assert "Traceback" not in err
+
+
+def test_simulate_on_a_busy_port_is_a_usage_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_process("simulate", "--port", str(port))
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
