@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from rich.console import Console
 
-from cli_devops.environment import Environment
 from cli_devops.history import (
     ASCII_LEVELS,
     GONE_POLLS,
@@ -17,9 +16,8 @@ from cli_devops.history import (
     TrackState,
     sparkline,
 )
-from cli_devops.live import build_view, summary_report, summary_title
+from cli_devops.live import build_summary, build_view, summary_title
 from cli_devops.model import Instance
-from cli_devops.render import write_table
 
 START = datetime(2026, 11, 28, 18, 0, 0, tzinfo=timezone.utc)
 
@@ -74,11 +72,13 @@ def ins(ip: str, cpu: float | None, memory: float | None, error: str | None = No
     return Instance(ip, "UserService", cpu, memory, error)
 
 
-def render(state: TrackState, *, width: int = 120, height: int = 30, now: float = 0.0) -> str:
+def render(
+    state: TrackState, *, width: int = 120, height: int = 30, now: float = 0.0, unicode: bool = True
+) -> str:
     out = io.StringIO()
     console = Console(file=out, width=width, height=height, color_system=None)
     now = now or (state.last_clock or 0.0)
-    console.print(build_view(state, now=now, width=width, height=height))
+    console.print(build_view(state, now=now, width=width, height=height, unicode=unicode))
     return out.getvalue()
 
 
@@ -166,6 +166,20 @@ def test_a_failed_poll_keeps_the_data_marked_stale_and_recovers():
     assert "42% " + " " * 26 + "▄  ▄  40  41  42" in row(screen, "10.0.0.1")
 
 
+@pytest.mark.parametrize("width", [30, 60, 120])
+def test_a_terminal_without_unicode_gets_plain_ascii(width):
+    state = make_state()
+    poll(state, *(ins(f"10.0.0.{n}", n * 9, 50) for n in range(1, 12)))
+    fail(state)
+    screen = render(state, width=width, height=10, unicode=False)
+    assert screen.isascii()
+    assert "! STALE" in screen
+    assert "... 7 more not shown" in screen
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None).print(build_summary(state, unicode=False))
+    assert out.getvalue().isascii()  # even where a cramped column is cut
+
+
 def test_before_the_first_answer_and_during_a_long_poll():
     state = make_state()
     state.begin_poll(10.0)
@@ -191,7 +205,7 @@ def test_instances_appear_and_disappear():
     for _ in range(GONE_POLLS):
         poll(state, ins("10.0.0.1", 40, 20), ins("10.0.0.3", 60, 20))
     assert "10.0.0.2 " not in render(state)
-    assert [r["ip"] for r in summary_report(state).records] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert [t.ip for t in state.all_tracks()] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
     poll(state, ins("10.0.0.2", 70, 20))  # it came back: its history continues
     assert state.tracks["10.0.0.2"].seen == 2
 
@@ -214,12 +228,18 @@ def test_summary_per_instance():
     poll(state, ins("10.0.0.2", 45, 50), ins("10.0.0.1", 30, 40))
     assert summary_title(state) == "UserService: 4 polls over 9s, 1 failed"
     out = io.StringIO()
-    write_table(summary_report(state), Environment(stdout=out))
-    *table, footer = out.getvalue().splitlines()
-    assert footer == "Healthy: share of the polls listing the instance in which it was Healthy."
-    assert [line.split() for line in table] == [
-        ["IP", "Last", "status", "Samples", "CPU", "min", "CPU", "avg", "CPU", "max",
-         "Mem", "min", "Mem", "avg", "Mem", "max", "Healthy"],
-        ["10.0.0.1", "Healthy", "2", "10%", "20.0%", "30%", "20%", "30.0%", "40%", "66.7%"],
-        ["10.0.0.2", "Healthy", "3", "45%", "63.3%", "95%", "40%", "50.0%", "60%", "66.7%"],
-    ]  # fmt: skip
+    Console(file=out, width=60, color_system=None).print(build_summary(state))
+    assert [line.rstrip() for line in out.getvalue().splitlines()] == [
+        "UserService: 4 polls over 9s, 1 failed",
+        "                             CPU       Memory",
+        "IP       Status  Samples min avg max min avg max Healthy",
+        "10.0.0.1 Healthy       2  10  20  30  20  30  40     66%",  # HTTP 500 once: 2 of 3
+        "10.0.0.2 Healthy       3  45  63  95  40  50  60     66%",
+        "Healthy: share of its polls in which it was Healthy.",
+    ]
+
+
+def test_summary_before_any_answer():
+    out = io.StringIO()
+    Console(file=out, width=60, color_system=None).print(build_summary(make_state()))
+    assert out.getvalue().splitlines() == ["UserService: 0 polls over 0s", "No instance was read."]

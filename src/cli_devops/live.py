@@ -9,6 +9,7 @@ cut are the healthiest), and a narrow window loses the sparklines before it lose
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,10 +17,10 @@ from typing import TYPE_CHECKING
 from cli_devops.health import Status, summarize_services
 from cli_devops.history import ASCII_LEVELS, SPARK_LEVELS, InstanceTrack, TrackState, sparkline
 from cli_devops.model import ip_sort_key
-from cli_devops.render import STATUS_STYLES, Column, Record, Report, terminal_safe
+from cli_devops.render import STATUS_STYLES, terminal_safe
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import OverflowMethod, RenderableType
     from rich.text import Text
 
 MIN_SPARK = 8
@@ -80,38 +81,42 @@ def build_view(
     core = ip_width + status_width + len("100%") + len("Memory") + 3
     layout = choose_layout(width, state.history, core)
     levels = SPARK_LEVELS if unicode else ASCII_LEVELS
+    overflow: OverflowMethod = "ellipsis" if unicode else "crop"
 
     table = Table(
         box=None, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False, header_style="bold"
     )
-    table.add_column("IP", no_wrap=True, min_width=ip_width)
-    table.add_column("Status", no_wrap=True, min_width=status_width)
+    table.add_column("IP", no_wrap=True, overflow=overflow, min_width=ip_width)
+    table.add_column("Status", no_wrap=True, overflow=overflow, min_width=status_width)
     for header, spacer in (("CPU", 1), ("Memory", 0)):
-        table.add_column(header, justify="right", no_wrap=True)
+        table.add_column(header, justify="right", no_wrap=True, overflow=overflow)
         if layout.spark:
-            table.add_column("trend", no_wrap=True, width=layout.spark)
+            table.add_column("trend", no_wrap=True, overflow=overflow, width=layout.spark)
         if layout.stats:
-            table.add_column("min avg max", no_wrap=True, width=STATS_WIDTH + spacer)
+            table.add_column(
+                "min avg max", no_wrap=True, overflow=overflow, width=STATS_WIDTH + spacer
+            )
     for track, status in zip(tracks[:shown], statuses[:shown]):
         table.add_row(*_row(state, track, status, layout, levels))
 
     lines: list[RenderableType] = [
-        _one_line(_title(state, unicode)),
-        _one_line(_status_line(state, now, unicode)),
+        _one_line(_title(state, unicode), overflow),
+        _one_line(_status_line(state, now, unicode), overflow),
         Text(""),
         table,
     ]
     if shown < len(tracks):
-        lines.append(_one_line(Text(_hidden_note(statuses[shown:], unicode), style="dim")))
-    lines.append(_one_line(_footer(state, statuses)))
+        note = Text(_hidden_note(statuses[shown:], unicode), style="dim")
+        lines.append(_one_line(note, overflow))
+    lines.append(_one_line(_footer(state, statuses), overflow))
     if reasons:
-        lines.append(_one_line(Text(reasons, style="yellow")))
+        lines.append(_one_line(Text(reasons, style="yellow"), overflow))
     return Group(*lines)
 
 
-def _one_line(text: Text) -> Text:
+def _one_line(text: Text, overflow: OverflowMethod) -> Text:
     text.no_wrap = True
-    text.overflow = "ellipsis"
+    text.overflow = overflow
     return text
 
 
@@ -241,45 +246,46 @@ def age(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-SUMMARY_FIELDS = (
-    "ip", "status", "samples", "cpu_min", "cpu_avg", "cpu_max",
-    "memory_min", "memory_avg", "memory_max", "healthy_share",
-)  # fmt: skip
-SUMMARY_COLUMNS = (
-    Column("ip", "IP"),
-    Column("status", "Last status"),
-    Column("samples", "Samples", kind="count"),
-    Column("cpu_min", "CPU min", kind="percent"),
-    Column("cpu_avg", "CPU avg", kind="average"),
-    Column("cpu_max", "CPU max", kind="percent"),
-    Column("memory_min", "Mem min", kind="percent"),
-    Column("memory_avg", "Mem avg", kind="average"),
-    Column("memory_max", "Mem max", kind="percent"),
-    Column("healthy_share", "Healthy", kind="average"),
-)
+def build_summary(state: TrackState, *, unicode: bool = True) -> RenderableType:
+    """What `track` leaves on the terminal when it stops: per instance since it was first seen,
+    the samples read, min/avg/max CPU and memory, and the share of polls it was Healthy.
 
+    As compact as the live view (one space between columns) so it fits 60 columns.
+    """
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
 
-def summary_report(state: TrackState) -> Report:
-    """Per instance since it was first seen: samples, min/avg/max and share of polls Healthy."""
-    records: list[Record] = []
-    for track in state.all_tracks():
+    overflow: OverflowMethod = "ellipsis" if unicode else "crop"
+    tracks = state.all_tracks()
+    if not tracks:
+        return Group(Text(summary_title(state), style="bold"), Text("No instance was read."))
+    table = Table(box=None, padding=(0, 0, 0, 1), pad_edge=False, header_style="bold")
+    table.add_column("IP", no_wrap=True, overflow=overflow)
+    table.add_column("Status", no_wrap=True, overflow=overflow)
+    table.add_column("Samples", justify="right", no_wrap=True, overflow=overflow)
+    for figure in ("CPU", "Memory"):
+        header = Text(f"{figure}\nmin avg max", justify="center")
+        table.add_column(header, justify="right", no_wrap=True, overflow=overflow)
+    table.add_column("Healthy", justify="right", no_wrap=True, overflow=overflow)
+    for track in tracks:
+        status = state.status_of(track)
         cpu, memory = track.cpu.stats, track.memory.stats
-        records.append(
-            {
-                "ip": track.ip,
-                "status": state.status_of(track),
-                "samples": cpu.count,
-                "cpu_min": cpu.low,
-                "cpu_avg": cpu.mean,
-                "cpu_max": cpu.high,
-                "memory_min": memory.low,
-                "memory_avg": memory.mean,
-                "memory_max": memory.high,
-                "healthy_share": track.healthy_share,
-            }
+        share = track.healthy_share
+        table.add_row(
+            track.ip,
+            Text(status, style=STYLES.get(status, "")),
+            str(cpu.count),
+            _stats_cell(cpu.low, cpu.mean, cpu.high),
+            _stats_cell(memory.low, memory.mean, memory.high),
+            "-" if share is None else f"{math.floor(share)}%",
         )
-    footer = "Healthy: share of the polls listing the instance in which it was Healthy."
-    return Report(records, SUMMARY_FIELDS, SUMMARY_COLUMNS, footer, "No instance was read.")
+    note = "Healthy: share of its polls in which it was Healthy."
+    return Group(
+        Text(summary_title(state), style="bold"),
+        table,
+        _one_line(Text(note, style="dim"), overflow),
+    )
 
 
 def summary_title(state: TrackState) -> str:

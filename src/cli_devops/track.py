@@ -118,16 +118,9 @@ def track(app: App, service: str, options: TrackOptions | None = None) -> ExitSt
     with sink:
         _run_until_interrupted(_track(app, service, state, sink, options))
     if isinstance(sink, LiveScreen):
-        write_summary(state, env)
+        sink.print_summary()
     env.stdout.flush()
     return ExitStatus.OK
-
-
-def write_summary(state: TrackState, env: Environment) -> None:
-    from cli_devops.live import summary_report, summary_title
-
-    env.stdout.write(summary_title(state) + "\n")
-    write_table(summary_report(state), env)
 
 
 def _run_until_interrupted(work: Coroutine[Any, Any, None]) -> None:
@@ -279,9 +272,20 @@ class LiveScreen:
             now=self.env.monotonic(),
             width=width,
             height=height,
-            unicode=self.console.encoding.lower().startswith("utf"),
+            unicode=self._unicode(),
         )
         self.live.update(view, refresh=True)
+
+    def print_summary(self) -> None:
+        """After the live view: the summary, on the normal screen, at the terminal's width."""
+        from cli_devops.live import build_summary
+
+        assert self.console is not None
+        self.console.print(build_summary(self.state, unicode=self._unicode()))
+
+    def _unicode(self) -> bool:
+        assert self.console is not None
+        return self.console.encoding.lower().startswith("utf")
 
     async def animate(self) -> None:
         while True:
