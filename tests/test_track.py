@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -239,3 +240,24 @@ def test_track_survives_an_api_outage(fleet):
     assert stderr.count("cli_devops: cannot read the CPX API") == outcome.count("x")
     for noise in NOISE:
         assert noise not in stderr
+
+
+def test_ctrl_c_ends_piped_records_cleanly(sim):
+    env = {k: v for k, v in os.environ.items() if k not in ("CPX_URL", "NO_COLOR")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli_devops", "--cp-url", sim.url, "track", "GeoService",
+         "--interval", "0.2", "-o", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = [process.stdout.readline(), process.stdout.readline()]
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    polls = [json.loads(line) for line in [*first, *stdout.splitlines()]]
+    assert len(polls) >= 2
+    assert all(len(p["instances"]) == 3 and p["error"] is None for p in polls)
+    assert stderr == ""
