@@ -206,6 +206,15 @@ def unhealthy_services(app: Any, min_healthy: int, output: Any) -> int:
     help="Time between polls.",
 )
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N polls.")
+@click.option(
+    "--history",
+    type=click.IntRange(1, 1000),
+    default=30,
+    show_default=True,
+    metavar="N",
+    help="Samples in each sparkline of the live view.",
+)
+@min_healthy_option
 @output_option
 @click.pass_obj
 def track(
@@ -214,11 +223,14 @@ def track(
     service: str | None,
     interval: float,
     count: int | None,
+    history: int,
+    min_healthy: int,
     output: Any,
 ) -> int:
     """Follow CPU and memory of every instance of SERVICE until Ctrl+C.
 
-    Also available as `service-track`.
+    On a terminal: a live view with trends, then a summary. Piped or with -o json/csv: one
+    record per poll. Also available as `service-track`.
     """
     from cli_devops import track as tracking
 
@@ -227,8 +239,10 @@ def track(
         raise click.UsageError("give the service to track: cli_devops track SERVICE")
     if service_arg and service and service_arg != service:
         raise click.UsageError("give the service once, as SERVICE or --service")
-    return tracking.track(app, name, interval=interval, count=count, output=output)
-
+    options = tracking.TrackOptions(
+        interval=interval, count=count, history=history, min_healthy=min_healthy, output=output
+    )
+    return tracking.track(app, name, options)
 
 
 @cli.command()
