@@ -244,6 +244,18 @@ def track(
     )
     return tracking.track(app, name, options)
 
+@cli.command()
+@click.option("--listen", default="127.0.0.1:8095", show_default=True, metavar="HOST:PORT",
+              help="Address to serve on; 0.0.0.0:PORT (or :PORT) for every interface.")  # fmt: skip
+@click.option("--shard", default="0/1", show_default=True, metavar="K/N",
+              help="Export only shard K of N of the fleet (a stable hash of the IP).")  # fmt: skip
+@click.pass_obj
+def exporter(app: Any, listen: str, shard: str) -> int:
+    """Serve the fleet as Prometheus metrics, read from CPX at every scrape."""
+    from cli_devops.exporter import run_exporter
+
+    return run_exporter(app, listen=listen, shard=shard)
+
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
