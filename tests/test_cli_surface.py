@@ -93,12 +93,21 @@ def test_against_reference_like_server_over_ipv4(cli):
         assert sum(server.request_paths.values()) == 151
 
 
+def quick_start_commands() -> list[str]:
+    section = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)\n```", section, flags=re.DOTALL)
+
+
+def test_quick_start_has_a_demo_command_and_a_test_command():
+    demo, tests = quick_start_commands()
+    assert demo.endswith("cli_devops --demo services")
+    assert tests == "make check"
+    assert "pytest" in (README.parent / "Makefile").read_text()
+
+
 def test_ci_runs_the_readme_test_command():
     ci_script = (README.parent / ".ci" / "run").read_text()
-    commands = re.findall(r"^(python3 -m venv .*)$", README.read_text(), flags=re.MULTILINE)
-    assert len(commands) >= 2
-    test_command = next(c for c in commands if "pytest" in c)
-    assert test_command in ci_script.splitlines()
+    assert quick_start_commands()[1] in ci_script.splitlines()
 
 
 def test_simulate_command_serves_until_ctrl_c(cli):
