@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +28,12 @@ def hermetic_environ(**extra: str) -> dict[str, str]:
         if name not in HOST_VARIABLES and name.lower() not in PROXY_VARIABLES
     }
     return {**kept, **extra}
+
+
+# A test run started in the background inherits SIGINT as ignored, and exec keeps an ignored
+# signal ignored, so the Ctrl+C tests' children would never see it. A handler here is reset to
+# the default in every child at exec, where Python turns it into KeyboardInterrupt as usual.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,9 +93,63 @@ def test_against_reference_like_server_over_ipv4(cli):
         assert sum(server.request_paths.values()) == 151
 
 
+def quick_start_commands() -> list[str]:
+    section = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)\n```", section, flags=re.DOTALL)
+
+
+def test_quick_start_has_a_demo_command_and_a_test_command():
+    demo, tests = quick_start_commands()
+    assert demo.endswith("cli_devops --demo services")
+    assert tests == "make check"
+    assert "pytest" in (README.parent / "Makefile").read_text()
+
+
 def test_ci_runs_the_readme_test_command():
     ci_script = (README.parent / ".ci" / "run").read_text()
-    commands = re.findall(r"^(python3 -m venv .*)$", README.read_text(), flags=re.MULTILINE)
-    assert len(commands) >= 2
-    test_command = next(c for c in commands if "pytest" in c)
-    assert test_command in ci_script.splitlines()
+    assert quick_start_commands()[1] in ci_script.splitlines()
+
+
+def test_simulate_command_serves_until_ctrl_c(cli):
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli_devops",
+            "simulate",
+            "--port",
+            "0",
+            "--fleet",
+            "12",
+            "--seed",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        match = re.match(
+            r"CPX simulator listening on (http://127\.0\.0\.1:\d+) \(12 instances", line
+        )
+        assert match, line
+        result = cli("--cp-url", match.group(1), "services", "-o", "json")
+        assert len(json.loads(result.stdout)) == 12
+    finally:
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == 0
+    assert "Traceback" not in err
+
+
+def test_simulate_on_a_busy_port_is_a_usage_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_process("simulate", "--port", str(port))
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,13 +1,25 @@
-"""`track` in its piped forms: one record per poll, failed polls included."""
+"""`track`: piped records (failed polls included), the live view in a pseudo-terminal, Ctrl+C,
+an API outage, and the poll scheduling."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
 
-from cli_devops.track import next_delay
+import pexpect
+import pytest
+
+from cli_devops.simulator import SimulatorServer
+from cli_devops.track import Ticker
 
 
 def test_track_json_writes_one_object_per_poll(cli, sim, fleet):
@@ -62,6 +74,190 @@ def test_track_records_a_failed_poll(cli):
     assert all(p["instances"] == [] and "cannot read the CPX API" in p["error"] for p in polls)
 
 
-def test_next_delay_subtracts_the_poll_duration():
-    assert next_delay(started=100.0, now=100.5, interval=3.0) == 2.5
-    assert next_delay(started=100.0, now=104.0, interval=3.0) == 0.0
+class FakeClock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_ticker_subtracts_the_poll_duration_from_the_wait():
+    clock = FakeClock()
+    ticker = Ticker(3.0, clock)
+    assert ticker.delay() == 0.0  # the first poll starts at once
+    clock.now += 0.5  # the poll took 0.5 s
+    assert ticker.delay() == pytest.approx(2.5)
+    clock.now += 2.5 + 0.2  # woke on time, poll took 0.2 s
+    assert ticker.delay() == pytest.approx(2.8)
+
+
+def test_ticker_late_wake_ups_do_not_accumulate():
+    clock = FakeClock()
+    ticker = Ticker(1.0, clock)
+    ticker.delay()
+    starts = []
+    for _ in range(5):
+        clock.now += ticker.delay() + 0.05  # every sleep wakes 50 ms late
+        starts.append(clock.now - 100.0)
+    assert starts == pytest.approx([1.05, 2.05, 3.05, 4.05, 5.05])
+
+
+def test_ticker_skips_missed_slots_after_a_slow_poll():
+    clock = FakeClock()
+    ticker = Ticker(1.0, clock)
+    ticker.delay()
+    clock.now += 2.3  # the first poll took 2.3 s: slots at 1 and 2 are gone
+    assert ticker.delay() == pytest.approx(0.7)
+    clock.now += 0.7
+    assert ticker.delay() == pytest.approx(1.0)
+
+
+ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[=>78])")
+NOISE = ("Traceback", "Aborted", "Unclosed", "Task was destroyed", "Exception ignored")
+
+
+def spawn_track(
+    url: str, *args: str, options: tuple[str, ...] = ()
+) -> tuple[pexpect.spawn, io.StringIO]:
+    """`python -m cli_devops track` in a 120x30 pseudo-terminal; returns it and its output."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("CPX_URL", "NO_COLOR", "COLUMNS", "LINES")
+    }
+    env.update(TERM="xterm-256color", PYTHONIOENCODING="utf-8")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "cli_devops", "--cp-url", url, *options, "track", *args],
+        env=env,
+        dimensions=(30, 120),
+        encoding="utf-8",
+        timeout=30,
+    )
+    transcript = io.StringIO()
+    child.logfile_read = transcript
+    return child, transcript
+
+
+def stop_with_ctrl_c(child: pexpect.spawn, transcript: io.StringIO) -> tuple[str, str]:
+    """Press Ctrl+C; returns the terminal output before it and the output after it."""
+    before = transcript.getvalue()
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, transcript.getvalue()[-2000:]
+    for noise in NOISE:
+        assert noise not in transcript.getvalue()
+    return before, transcript.getvalue()[len(before) :]
+
+
+def summary_lines(output: str, service: str) -> list[str]:
+    """The plain lines from the summary title on (the terminal may echo ^C before it)."""
+    plain = ANSI.sub("", output)
+    return [line.strip() for line in plain[plain.index(f"{service}: ") :].splitlines()]
+
+
+def test_track_live_view_in_a_terminal_then_summary_on_ctrl_c(sim):
+    child, transcript = spawn_track(sim.url, "UserService", "--interval", "0.2")
+    child.expect("poll 3 ")
+    child.expect("2 of 3 instances healthy, needs 2")
+    screen, after = stop_with_ctrl_c(child, transcript)
+
+    assert "\x1b[?1049h" in screen  # drawn on the alternate screen ...
+    assert "\x1b[?1049l" in after  # ... and the normal screen restored
+    assert "\x1b[?25h" in after  # with its cursor
+    plain = ANSI.sub("", screen)
+    assert re.search(r"IP +Status +CPU trend +min avg max +Memory trend +min avg max", plain)
+    for ip, status, cpu in [("10.0.0.10", "Unhealthy", "91%"), ("10.0.0.2", "Healthy", "90%"),
+                            ("10.0.0.1", "Healthy", "10%")]:  # fmt: skip
+        assert re.search(rf"{re.escape(ip)} +{status} +{cpu} +", plain)
+    assert "███" in screen  # 90% and 91% as the highest sparkline level
+    assert "▁▁▁" in screen  # 10% as the lowest
+
+    title, groups, header, *rows = summary_lines(after, "UserService")[:6]
+    assert re.fullmatch(r"UserService: \d+ polls over \d+s", title)
+    assert groups.split() == ["CPU", "Memory"]
+    assert header.split() == ["IP", "Status", "Samples", *["min", "avg", "max"] * 2, "Healthy"]
+    assert [row.split()[:2] for row in rows] == [
+        ["10.0.0.1", "Healthy"], ["10.0.0.2", "Healthy"], ["10.0.0.10", "Unhealthy"]
+    ]  # fmt: skip
+    assert int(rows[0].split()[2]) >= 3
+    assert rows[0].split()[3:] == ["10", "10", "10", "20", "20", "20", "100%"]
+    assert rows[2].split()[3:] == ["91", "91", "91", "15", "15", "15", "0%"]
+
+
+def test_ctrl_c_mid_poll_stops_at_once_and_closes_cleanly(sim):
+    child, transcript = spawn_track(
+        sim.url, "UserService", "--interval", "0.2", options=("--timeout", "120")
+    )
+    child.expect("poll 2 ")
+    sim.latency_ms = 60_000  # the next poll hangs on the server for a minute
+    child.expect("polling for [1-9]")
+    _, after = stop_with_ctrl_c(child, transcript)  # exits long before the answer is due
+    assert re.fullmatch(r"UserService: \d+ polls over \d+s", summary_lines(after, "UserService")[0])
+
+
+def test_track_survives_an_api_outage(fleet):
+    server = SimulatorServer(fleet, "127.0.0.1", 0)
+    server.start()
+    port = server.port
+    env = {k: v for k, v in os.environ.items() if k not in ("CPX_URL", "NO_COLOR")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli_devops", "--cp-url", server.url, "track", "UserService",
+         "--count", "12", "--interval", "0.2", "-o", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    polls: list[dict[str, Any]] = []
+
+    def read_until(done: Callable[[], bool]) -> None:
+        assert process.stdout is not None
+        while not done():
+            line = process.stdout.readline()
+            assert line, "track ended early"
+            polls.append(json.loads(line))
+
+    try:
+        read_until(lambda: sum(p["error"] is None for p in polls) >= 2)
+        server.stop()
+        read_until(lambda: sum(p["error"] is not None for p in polls) >= 2)
+        server = SimulatorServer(fleet, "127.0.0.1", port)  # back on the same port
+        server.start()
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        server.stop()
+    polls += [json.loads(line) for line in stdout.splitlines()]
+
+    assert process.returncode == 0
+    assert len(polls) == 12
+    outcome = "".join("x" if p["error"] else "." for p in polls)
+    assert re.fullmatch(r"\.{2,}x+\.+", outcome), outcome
+    for failed in (p for p in polls if p["error"]):
+        assert failed["instances"] == []
+        assert failed["error"].startswith(f"cannot read the CPX API at {server.url}/servers: ")
+    assert [(i["ip"], i["cpu"], i["memory"]) for i in polls[-1]["instances"]] == [
+        ("10.0.0.1", 10, 20), ("10.0.0.2", 90, 90), ("10.0.0.10", 91, 15)
+    ]  # fmt: skip
+    assert stderr.count("cli_devops: cannot read the CPX API") == outcome.count("x")
+    for noise in NOISE:
+        assert noise not in stderr
+
+
+def test_ctrl_c_ends_piped_records_cleanly(sim):
+    env = {k: v for k, v in os.environ.items() if k not in ("CPX_URL", "NO_COLOR")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli_devops", "--cp-url", sim.url, "track", "GeoService",
+         "--interval", "0.2", "-o", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = [process.stdout.readline(), process.stdout.readline()]
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    polls = [json.loads(line) for line in [*first, *stdout.splitlines()]]
+    assert len(polls) >= 2
+    assert all(len(p["instances"]) == 3 and p["error"] is None for p in polls)
+    assert stderr == ""

@@ -263,6 +263,15 @@ def unhealthy_services(app: Any, min_healthy: int, output: Any) -> int:
     help="Time between polls.",
 )
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N polls.")
+@click.option(
+    "--history",
+    type=click.IntRange(1, 1000),
+    default=30,
+    show_default=True,
+    metavar="N",
+    help="Samples in each sparkline of the live view.",
+)
+@min_healthy_option
 @output_option
 @click.pass_obj
 def track(
@@ -271,11 +280,14 @@ def track(
     service: str | None,
     interval: float,
     count: int | None,
+    history: int,
+    min_healthy: int,
     output: Any,
 ) -> int:
     """Follow CPU and memory of every instance of SERVICE until Ctrl+C.
 
-    Also available as `service-track`.
+    On a terminal: a live view with trends, then a summary. Piped or with -o json/csv: one
+    record per poll. Also available as `service-track`.
     """
     from cli_devops import track as tracking
 
@@ -284,8 +296,22 @@ def track(
         raise click.UsageError("give the service to track: cli_devops track SERVICE")
     if service_arg and service and service_arg != service:
         raise click.UsageError("give the service once, as SERVICE or --service")
-    return tracking.track(app, name, interval=interval, count=count, output=output)
+    options = tracking.TrackOptions(
+        interval=interval, count=count, history=history, min_healthy=min_healthy, output=output
+    )
+    return tracking.track(app, name, options)
 
+@cli.command()
+@click.option("--listen", default="127.0.0.1:8095", show_default=True, metavar="HOST:PORT",
+              help="Address to serve on; 0.0.0.0:PORT (or :PORT) for every interface.")  # fmt: skip
+@click.option("--shard", default="0/1", show_default=True, metavar="K/N",
+              help="Export only shard K of N of the fleet (a stable hash of the IP).")  # fmt: skip
+@click.pass_obj
+def exporter(app: Any, listen: str, shard: str) -> int:
+    """Serve the fleet as Prometheus metrics, read from CPX at every scrape."""
+    from cli_devops.exporter import run_exporter
+
+    return run_exporter(app, listen=listen, shard=shard)
 
 
 @cli.command()

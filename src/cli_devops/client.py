@@ -175,6 +175,8 @@ class CpxClient:
             await self._session.close()
 
     async def servers(self) -> ServerList:
+        """The listing; reading it starts a read of the fleet (fresh retry budget and deadline)."""
+        self._start_run()
         url = f"{self.settings.base_url}/servers"
         try:
             payload = await self._get_json("/servers", MAX_SERVERS_BODY)
@@ -199,7 +201,6 @@ class CpxClient:
         return parse_instance(ip, payload)
 
     async def snapshot(self) -> Snapshot:
-        self._start_run()
         listing = await self.servers()
         return Snapshot(await self.instances(listing.ips), listing.skipped, listing.duplicates)
 

@@ -1,18 +1,32 @@
 """`track`: poll one service's instances every interval until Ctrl+C (or --count polls).
 
-Each poll becomes one record: `-o json` writes one JSON object per line (NDJSON), `-o csv` one
-row per instance with a `time` column, the table format a timestamped table per poll.
+On a terminal with table output the polls feed a live view (see `live.py`) that redraws in place
+and ends with a summary. Otherwise each poll becomes one record: `-o json` writes one JSON object
+per line (NDJSON), `-o csv` one row per instance with a `time` column, the table format a
+timestamped table per poll. A failed poll is recorded too, and the next poll tries again.
+
+Ctrl+C cancels the poll loop wherever it waits, mid-request included, so connections are closed
+and the command exits 0 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cli_devops.commands import App, report_unread, resolve_service
+from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
+from cli_devops.health import DEFAULT_MIN_HEALTHY
+from cli_devops.history import DEFAULT_HISTORY, TrackState
 from cli_devops.model import Instance
 from cli_devops.render import (
     INSTANCE_FIELDS,
@@ -24,94 +38,57 @@ from cli_devops.render import (
     write_table,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+
+    from cli_devops.client import Snapshot
+
+REDRAW_SECONDS = 0.5
+"""How often the live view is redrawn between polls (ages, resizes)."""
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    interval: float = 3.0
+    count: int | None = None
+    """Stop after this many polls; None: until Ctrl+C."""
+    history: int = DEFAULT_HISTORY
+    """Samples per sparkline (live view only)."""
+    min_healthy: int = DEFAULT_MIN_HEALTHY
+    output: OutputFormat = "table"
+
 
 def rfc3339(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def next_delay(started: float, now: float, interval: float) -> float:
-    """Seconds to sleep so polls start every `interval` seconds, whatever a poll took."""
-    return max(0.0, started + interval - now)
+class Ticker:
+    """Poll start times on a fixed grid: start, start + interval, start + 2 * interval, ...
 
-
-def track(
-    app: App,
-    service: str,
-    *,
-    interval: float = 3.0,
-    count: int | None = None,
-    output: OutputFormat = "table",
-) -> ExitStatus:
-    """Poll until `count` polls are done; Ctrl+C ends the run normally (exit 0).
-
-    With `app.strict`, a run in which any poll failed or missed an instance raises
-    IncompleteData at the end (exit 4), whether it ended by --count or Ctrl+C.
+    The time a poll takes is thus subtracted from the wait, and late wake-ups do not add up. A
+    poll that overruns its slot skips the missed slots instead of firing a burst of catch-up
+    polls at an API that is already slow.
     """
-    progress = _Progress(count)
-    try:
-        asyncio.run(_poll_loop(app, service, interval, output, progress))
-    except KeyboardInterrupt:
-        app.env.stdout.flush()
-    if app.strict and progress.incomplete:
-        raise IncompleteData(
-            f"{progress.incomplete} of {progress.polls} polls were incomplete "
-            "and --strict was given"
-        )
-    return ExitStatus.OK
 
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._start: float | None = None
+        self._slot = 0
 
-class _Progress:
-    """How many polls to make (None: until Ctrl+C), made, and failed or missing an instance;
-    kept outside the loop so that it survives Ctrl+C."""
-
-    def __init__(self, count: int | None) -> None:
-        self.count = count
-        self.polls = 0
-        self.incomplete = 0
-
-
-async def _poll_loop(
-    app: App,
-    service: str,
-    interval: float,
-    output: OutputFormat,
-    progress: _Progress,
-) -> None:
-    from cli_devops.client import CpxClient
-
-    env = app.env
-    name: str | None = None
-    count = progress.count
-    polls = 0
-    async with CpxClient(app.client_settings()) as client:
-        while count is None or polls < count:
-            started = env.monotonic()
-            moment = env.now()
-            error: str | None = None
-            members: list[Instance] = []
-            complete = False
-            try:
-                snapshot = await client.snapshot()
-            except ApiUnreachable as err:
-                error = str(err)
-                env.warn(error)
-            else:
-                if name is None:
-                    name = resolve_service(
-                        service, {i.service for i in snapshot.instances if i.service}
-                    )
-                members = [i for i in snapshot.instances if i.service == name]
-                report_unread(snapshot.unread, len(snapshot.instances), env)
-                complete = not snapshot.unread
-            polls += 1
-            progress.polls = polls
-            if not complete:
-                progress.incomplete += 1
-            poll = Poll(moment, name or service, members, error)
-            _emit(app, poll, output, first=polls == 1)
-            if count is not None and polls >= count:
-                break
-            await asyncio.sleep(next_delay(started, env.monotonic(), interval))
+    def delay(self) -> float:
+        """Seconds to wait before the next poll (0 for the first)."""
+        now = self.clock()
+        if self._start is None:
+            self._start = now
+            return 0.0
+        self._slot += 1
+        due = self._start + self._slot * self.interval
+        if due < now:
+            self._slot = math.floor((now - self._start) / self.interval) + 1
+            due = self._start + self._slot * self.interval
+        return due - now
 
 
 class Poll(NamedTuple):
@@ -119,6 +96,215 @@ class Poll(NamedTuple):
     service: str
     members: list[Instance]
     error: str | None
+
+
+def track(app: App, service: str, options: TrackOptions | None = None) -> ExitStatus:
+    """Poll until `options.count` polls are done or Ctrl+C; both end normally (exit 0).
+
+    With `app.strict`, a run in which any poll failed or missed an instance raises
+    IncompleteData at the end (exit 4), however it ended.
+    """
+    options = options or TrackOptions()
+    env = app.env
+    state = TrackState(
+        service=service,
+        base_url=app.base_url,
+        interval=options.interval,
+        thresholds=app.thresholds,
+        min_healthy=options.min_healthy,
+        history=options.history,
+    )
+    sink: LiveScreen | Records
+    if options.output == "table" and env.stdout_isatty:
+        sink = LiveScreen(env, state)
+    else:
+        sink = Records(app, options.output)
+    with sink:
+        _run_until_interrupted(_track(app, service, state, sink, options))
+    if isinstance(sink, LiveScreen):
+        sink.print_summary()
+    env.stdout.flush()
+    incomplete = state.failed + state.partial
+    if app.strict and incomplete:
+        raise IncompleteData(
+            f"{incomplete} of {state.polls} polls were incomplete and --strict was given"
+        )
+    return ExitStatus.OK
+
+
+def _run_until_interrupted(work: Coroutine[Any, Any, None]) -> None:
+    # KeyboardInterrupt: Ctrl+C where no signal handler could be installed (Windows, threads).
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_until_interrupted(work))
+
+
+async def _until_interrupted(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work`; Ctrl+C cancels it where it waits, so it closes its connections and returns."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    try:
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):
+        installed = False
+    else:
+        installed = True
+    try:
+        await asyncio.wait({task})
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+    if not task.cancelled():
+        task.result()
+
+
+async def _track(
+    app: App, service: str, state: TrackState, sink: LiveScreen | Records, options: TrackOptions
+) -> None:
+    painter = asyncio.ensure_future(sink.animate())
+    try:
+        await _poll_loop(app, service, state, sink, options)
+    finally:
+        painter.cancel()
+        await asyncio.wait({painter})
+        if not painter.cancelled():
+            painter.result()
+
+
+async def _poll_loop(
+    app: App, service: str, state: TrackState, sink: LiveScreen | Records, options: TrackOptions
+) -> None:
+    from cli_devops.client import CpxClient
+
+    env = app.env
+    ticker = Ticker(options.interval, env.monotonic)
+    name: str | None = None
+    async with CpxClient(app.client_settings()) as client:
+        while options.count is None or state.polls < options.count:
+            await asyncio.sleep(ticker.delay())
+            state.begin_poll(env.monotonic())
+            moment = env.now()
+            try:
+                snapshot = await client.snapshot()
+            except ApiUnreachable as err:
+                reason = str(err.__cause__ or err)  # the view already shows the URL
+                state.record_failure(reason, moment=moment, clock=env.monotonic())
+                sink.show(Poll(moment, name or service, [], str(err)))
+                continue
+            if name is None:
+                name = resolve_service(
+                    service, {i.service for i in snapshot.instances if i.service}
+                )
+                state.service = name
+            members = [i for i in snapshot.instances if i.service == name]
+            state.record(members, moment=moment, clock=env.monotonic())
+            if snapshot.unread:
+                state.partial += 1
+            sink.show(Poll(moment, name, members, None), snapshot)
+
+
+class Records:
+    """Piped output: one record per poll, and failures and unread instances on stderr."""
+
+    def __init__(self, app: App, output: OutputFormat) -> None:
+        self.app = app
+        self.output = output
+        self.first = True
+
+    def __enter__(self) -> Records:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    async def animate(self) -> None:
+        return None
+
+    def show(self, poll: Poll, snapshot: Snapshot | None = None) -> None:
+        env = self.app.env
+        if poll.error:
+            env.warn(poll.error)
+        if snapshot is not None:
+            report_unread(snapshot.unread, len(snapshot.instances), env)
+        _emit(self.app, poll, self.output, first=self.first)
+        self.first = False
+
+
+class LiveScreen:
+    """The live view on the terminal's alternate screen; the normal screen is restored on exit.
+
+    Nothing else may write to the terminal meanwhile, so failures and unread instances are shown
+    in the view rather than on stderr.
+    """
+
+    def __init__(self, env: Environment, state: TrackState) -> None:
+        self.env = env
+        self.state = state
+        self.console: Console | None = None
+        self.live: Live | None = None
+
+    def __enter__(self) -> LiveScreen:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(
+            file=self.env.stdout,
+            force_terminal=True,
+            no_color=not self.env.color,
+            color_system="auto" if self.env.color else None,
+            highlight=False,
+        )
+        self.live = Live(
+            console=self.console,
+            screen=True,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self.live.start()
+        self.redraw()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def redraw(self) -> None:
+        from cli_devops.live import build_view
+
+        assert self.live is not None and self.console is not None
+        width, height = self.console.size
+        view = build_view(
+            self.state,
+            now=self.env.monotonic(),
+            width=width,
+            height=height,
+            unicode=self._unicode(),
+        )
+        self.live.update(view, refresh=True)
+
+    def print_summary(self) -> None:
+        """After the live view: the summary, on the normal screen, at the terminal's width."""
+        from cli_devops.live import build_summary
+
+        assert self.console is not None
+        self.console.print(build_summary(self.state, unicode=self._unicode()))
+
+    def _unicode(self) -> bool:
+        assert self.console is not None
+        return self.console.encoding.lower().startswith("utf")
+
+    async def animate(self) -> None:
+        while True:
+            await asyncio.sleep(REDRAW_SECONDS)
+            self.redraw()
+
+    def show(self, poll: Poll, snapshot: Snapshot | None = None) -> None:
+        self.redraw()
 
 
 def _emit(app: App, poll: Poll, output: OutputFormat, *, first: bool) -> None:

@@ -1,0 +1,25 @@
+# Task runner. `make` (= `make check`) sets up .venv with the test extras, installs Prometheus
+# (Debian package, for the exporter tests) when it is missing, and runs lint, types and tests.
+VENV ?= .venv
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: check prometheus demo
+.DEFAULT_GOAL := check
+
+check: $(VENV)/.installed prometheus
+	$(VENV)/bin/python -m pytest
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -e '.[test]'
+	touch $@
+
+prometheus:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus; \
+	fi
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/cli_devops --demo services
