@@ -121,7 +121,7 @@ class _Group(click.Group):
     "--deadline",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="Give up on what is still unread after this long (per poll in track).",
+    help="Give up on what is still unread after this long (per poll or scrape).",
 )
 @click.option("--strict", is_flag=True, help="Exit 4 when any instance could not be read.")
 @click.option(
