@@ -237,13 +237,13 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def test_ci_installs_prometheus_and_the_readme_says_the_tests_need_it():
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "if ! command -v promtool" in ci
-    assert "apt-get install -y --no-install-recommends prometheus" in ci
-    assert ci.index("apt-get install") < ci.index(".venv/bin/python -m pytest")
+def test_the_test_command_installs_prometheus_and_the_readme_says_so():
+    makefile = (ROOT / "Makefile").read_text()
+    check_recipe = makefile.split("\ncheck:", 1)[1]
+    assert check_recipe.split("\n", 1)[0].split() == ["$(VENV)/.installed", "prometheus"]
+    assert "if ! command -v promtool" in makefile
+    assert "apt-get install -y --no-install-recommends prometheus" in makefile
     readme = (ROOT / "README.md").read_text()
-    assert "they need the Debian package `prometheus`" in readme
-    assert "`.ci/run` installs it when it is missing" in readme
+    assert "installs the Debian package `prometheus` when `promtool`" in readme
     for path in ("prometheus.yml", "alerts.yml", "alerts_test.yml", "cpx-fleet.json"):
         assert path in readme.split("## Run with Prometheus", 1)[1]
