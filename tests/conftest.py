@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -106,3 +107,19 @@ def run_process(
         **kwargs,  # type: ignore[call-overload]
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def has_ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6 = pytest.mark.skipif(
+    not has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1) to bind"
+)

@@ -16,7 +16,7 @@ from cli_devops import __version__
 from cli_devops.cli import cli as cli_group
 from cli_devops.simulator import ReferenceServer
 
-from .conftest import run_process
+from .conftest import needs_ipv6, run_process
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 COMMANDS = sorted(cli_group.commands)
@@ -57,18 +57,7 @@ def test_help_lists_every_command(cli):
         assert command in out
 
 
-def ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@needs_ipv6
 def test_against_reference_like_server_over_ipv6(cli):
     with ReferenceServer("::", 0) as server:
         port = server.port

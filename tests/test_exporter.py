@@ -26,6 +26,7 @@ from cli_devops.exporter import (
 from cli_devops.health import Thresholds
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
+from .conftest import needs_ipv6
 from .scraping import GatedCpx, expected_samples, get, samples, wait_until, without_duration
 
 CPX_FAMILIES = [
@@ -165,16 +166,7 @@ def test_landing_page_healthz_and_unknown_paths(exporter, sim):
     assert sim.request_paths["/servers"] == 0  # neither page reads CPX
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@needs_ipv6
 def test_exporter_listens_on_ipv6(sim, fleet):
     with Exporter(ClientSettings(sim.url), address=parse_listen("[::1]:0")) as running:
         assert running.url.startswith("http://[::1]:")

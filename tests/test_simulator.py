@@ -31,24 +31,11 @@ from cli_devops.simulator import (
     serve,
 )
 
+from .conftest import needs_ipv6
+
 INVALID_IP = {"error": "Invalid IP"}
 JUNK: list[object] = ["../etc/passwd", "example.com", 42, None, "10.0.0.1/servers", {"ip": 1}]
 
-
-def _has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-needs_ipv6 = pytest.mark.skipif(
-    not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1) to bind"
-)
 
 
 def small_fleet() -> Fleet:
