@@ -76,7 +76,7 @@ def test_invalid_instance_answer_is_unknown_with_reason(cli, sim, fleet, raw, re
         reason,
     )
     assert records["10.0.0.3"]["cpu"] == 50.5  # the rest is intact
-    assert f"1 of 10 instances could not be read (1 {reason})" in result.stderr
+    assert f"1 of 10 instances could not be read (1 × {reason})" in result.stderr
 
 
 def test_http_error_instance_is_unknown(cli, sim, fleet):
@@ -150,3 +150,19 @@ def test_control_characters_never_reach_the_terminal(cli):
         assert records[0]["service"] == evil  # JSON keeps the original, escaped
         bad = cli("--cp-url", server.url, "status", "--service", "Evi")
         assert bad.exit_code == 2 and "\x1b" not in bad.stderr
+
+
+def test_unread_summary_names_the_three_most_common_reasons(cli, sim, fleet):
+    for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        fleet.instances[ip].status = 500
+    for ip in ("10.0.0.4", "10.0.0.5"):
+        fleet.instances[ip].raw = b"[]"
+    fleet.instances["10.0.0.6"].status = 404
+    fleet.instances["10.0.0.7"].raw = b"{not json"
+    result = cli("--cp-url", sim.url, "--retries", "0", "services", "-o", "json")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[-1].startswith(
+        "cli_devops: 7 of 10 instances could not be read "
+        "(3 × HTTP 500, 2 × answer is not a JSON object, 1 × "
+    )
+    assert result.stderr.splitlines()[-1].endswith(", 1 for other reasons)")

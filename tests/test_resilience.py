@@ -217,7 +217,7 @@ def test_without_retries_exactly_the_failed_instances_are_unknown(cli, served):
     summary = f"cli_devops: {len(lost)} of 30 instances could not be read ("
     assert result.stderr.startswith(summary)
     for reason in set(lost.values()):
-        assert f"{list(lost.values()).count(reason)} {reason}" in result.stderr
+        assert f"{list(lost.values()).count(reason)} × {reason}" in result.stderr
 
     again = served(fleet, faults=plan)  # a fresh server: the same requests fail again
     strict = cli("--cp-url", again.url, "--retries", "0", "--strict", "services", "-o", "json")
@@ -282,7 +282,7 @@ def test_transient_failures_are_retried(cli, served, fault, reason):
     assert server.request_paths[always] == 3
     assert server.request_paths[once] == 2
     assert requests_made(server) == 1 + 3 + 2 + 4
-    assert result.stderr == f"cli_devops: 1 of 6 instances could not be read (1 {reason})\n"
+    assert result.stderr == f"cli_devops: 1 of 6 instances could not be read (1 × {reason})\n"
 
 
 NOT_RETRIED = [
@@ -346,7 +346,7 @@ def test_retries_are_capped_per_run_when_everything_fails(cli, served):
     result = cli("--cp-url", server.url, "--retries", "3", "services", "-o", "json")
     assert result.exit_code == 0
     assert all(r["error"] == "HTTP 503" for r in records_of(result.stdout).values())
-    assert result.stderr == "cli_devops: 50 of 50 instances could not be read (50 HTTP 503)\n"
+    assert result.stderr == "cli_devops: 50 of 50 instances could not be read (50 × HTTP 503)\n"
     first_attempts = 51
     assert first_attempts + RETRY_BUDGET_MIN <= requests_made(server)
     assert requests_made(server) <= first_attempts + retry_budget(first_attempts)
@@ -468,7 +468,7 @@ def test_deadline_ends_the_run_with_what_was_read(cli, served):
     assert len(records) == 40
     assert {r["error"] for r in records.values()} == {"deadline of 1s reached"}
     assert result.stderr == (
-        "cli_devops: 40 of 40 instances could not be read (40 deadline of 1s reached)\n"
+        "cli_devops: 40 of 40 instances could not be read (40 × deadline of 1s reached)\n"
     )
     assert requests_made(server) - 1 < 40  # nothing is sent once the deadline has passed
     assert 1.0 <= elapsed < 1.0 + 10  # generous slack
@@ -490,7 +490,7 @@ def test_deadline_applies_to_each_track_poll(cli, served):
         for record in poll["instances"]:
             assert_true_values(record, fleet)
     assert result.stderr == (
-        "cli_devops: 1 of 6 instances could not be read (1 deadline of 1s reached)\n" * 2
+        "cli_devops: 1 of 6 instances could not be read (1 × deadline of 1s reached)\n" * 2
     )
     assert server.request_paths["/servers"] == 2
 
@@ -605,8 +605,8 @@ def test_strict_turns_any_unknown_into_exit_4_for_every_command(cli, served):
         assert strict.exit_code == 4
         assert strict.stdout == ""
         assert strict.stderr == (
-            "cli_devops: 1 of 10 instances could not be read (1 HTTP 404)\n"
-            "cli_devops: error: 1 instances could not be read and --strict was given\n"
+            "cli_devops: 1 of 10 instances could not be read (1 × HTTP 404)\n"
+            "cli_devops: error: 1 instance could not be read and --strict was given\n"
         )
     assert cli("--cp-url", server.url, "--strict", "services", "--service", "X").exit_code == 4
 

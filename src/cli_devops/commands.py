@@ -86,18 +86,25 @@ def read_fleet(app: App) -> list[Instance]:
     report_unread(snapshot.unread, len(snapshot.instances), app.env)
     if app.strict and snapshot.unread:
         raise IncompleteData(
-            f"{len(snapshot.unread)} instances could not be read and --strict was given"
+            f"{plural(len(snapshot.unread), 'instance')} could not be read and --strict was given"
         )
     return snapshot.instances
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def report_unread(unread: Sequence[Instance], total: int, env: Environment) -> None:
     if not unread:
         return
     reasons = Counter(terminal_safe(instance.error or "unknown") for instance in unread)
-    common = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common(3))
-    more = f", {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
-    env.warn(f"{len(unread)} of {total} instances could not be read ({common}{more})")
+    top = reasons.most_common(3)
+    listed = [f"{count} × {reason}" for reason, count in top]
+    rest = len(unread) - sum(count for _, count in top)
+    if rest:
+        listed.append(f"{rest} for other reasons")
+    env.warn(f"{len(unread)} of {total} instances could not be read ({', '.join(listed)})")
 
 
 def resolve_service(name: str, known: Iterable[str]) -> str:
