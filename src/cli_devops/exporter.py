@@ -52,6 +52,7 @@ from cli_devops.commands import App
 from cli_devops.errors import ApiUnreachable, ExitStatus, UsageError
 from cli_devops.health import Status, Thresholds, instance_status, summarize_services
 from cli_devops.model import Instance, ip_sort_key
+from cli_devops.serving import BackgroundServer, loopback_url
 
 DEFAULT_PORT = 8095
 """Outside 9100-9999, where Prometheus's default port allocations put exporters, and away from
@@ -463,8 +464,7 @@ class Exporter:
         self.registry = CollectorRegistry()
         self.registry.register(CpxCollector(self.reader.read, self.thresholds))
         ProcessCollector(registry=self.registry)
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
 
     def log(self, line: str) -> None:
         """A debug line (only with --debug)."""
@@ -481,30 +481,21 @@ class Exporter:
 
         Bind errors (address in use, no such address) are raised here as OSError.
         """
-        if self._thread is not None:
+        if self._server is not None:
             raise RuntimeError("exporter already started")
-        httpd = _Server((self.host, self.port), self)
+        server = BackgroundServer(_Server((self.host, self.port), self), "cpx-exporter-http", 0.1)
         self.reader.start()
-        self._httpd = httpd
-        self.port = int(httpd.server_address[1])
-        self.url = _display_url(self.host, self.port)
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="cpx-exporter-http",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = server
+        self.port = server.port
+        self.url = loopback_url(self.host, self.port)
+        server.start()
         return self.url
 
     def stop(self) -> None:
         """Stop serving and close the CPX client. Idempotent."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is not None and thread is not None:
-            httpd.shutdown()
-            httpd.server_close()
-            thread.join()
-        self._httpd = self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
         self.reader.stop()
 
     def __enter__(self) -> Exporter:
@@ -513,16 +504,6 @@ class Exporter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _display_url(host: str, port: int) -> str:
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
 
 
 def run_exporter(app: App, *, listen: str = DEFAULT_LISTEN, shard: str = "0/1") -> ExitStatus:

@@ -46,6 +46,8 @@ from http import HTTPStatus
 from typing import Any, NamedTuple, Protocol, TextIO
 from urllib.parse import urlsplit
 
+from cli_devops.serving import BackgroundServer, loopback_url
+
 SERVICE_NAMES: tuple[str, ...] = (
     "IdService",
     "AuthService",
@@ -303,17 +305,6 @@ class Fleet:
             fractions = tuple(part / 65535 for part in _TWELVE_SHORTS.unpack(digest))
             waves = self._waves.setdefault(ip, (_Wave(fractions[:6]), _Wave(fractions[6:])))
         return waves[0].value(instance.cpu, now), waves[1].value(instance.memory, now)
-
-
-def _display_url(host: str, port: int, scheme: str = "http") -> str:
-    """Base URL a client on this machine can use; wildcard hosts map to their loopback."""
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
 
 
 class Fault(NamedTuple):
@@ -896,7 +887,7 @@ class SimulatorServer:
         assert self._server is not None
         sockets = self._server.sockets
         self.port = sockets[0].getsockname()[1] if sockets else self.port
-        self.url = _display_url(self.host, self.port, "http" if self.tls is None else "https")
+        self.url = loopback_url(self.host, self.port, "http" if self.tls is None else "https")
         return self.url
 
     def _shutdown(self) -> None:
@@ -915,6 +906,13 @@ class SimulatorServer:
             loop.call_soon_threadsafe(self._shutdown)
         thread.join()
         self._thread = None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; False once the server is no longer running."""
+        if self._thread is None or not self._thread.is_alive():
+            return False
+        self._thread.join(timeout)
+        return True
 
     def __enter__(self) -> SimulatorServer:
         self.start()
@@ -996,40 +994,35 @@ class ReferenceServer:
         self.fleet = Fleet.reference() if fleet is None else fleet
         self.url = ""
         self.request_paths: collections.Counter[str] = collections.Counter()
-        self._httpd: _ReferenceHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
 
     def start(self) -> str:
         """Bind and serve in a background thread; returns the base URL (loopback of the family).
 
         Bind errors are raised here as :class:`OSError`.
         """
-        if self._thread is not None:
+        if self._server is not None:
             raise RuntimeError("reference server already started")
         httpd = _ReferenceHTTPServer(self.host, self.port, self.fleet)
         httpd.request_paths = self.request_paths
-        self._httpd = httpd
-        self.port = int(httpd.server_address[1])
-        self.url = _display_url(self.host, self.port)
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="cpx-reference-server",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = BackgroundServer(httpd, "cpx-reference-server", 0.05)
+        self.port = self._server.port
+        self.url = loopback_url(self.host, self.port)
+        self._server.start()
         return self.url
 
     def stop(self) -> None:
         """Stop serving, close the socket and join the thread. Idempotent."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is None or thread is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
-        self._httpd = None
-        self._thread = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; False once the server is no longer running."""
+        if self._server is None or not self._server.is_alive():
+            return False
+        self._server.join(timeout)
+        return True
 
     def __enter__(self) -> ReferenceServer:
         self.start()
@@ -1069,7 +1062,6 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
             f"CPX reference server listening on {url} "
             f"({len(server.fleet.instances)} instances, single-threaded HTTP/1.0)"
         )
-        thread = server._thread
     else:
         fleet = Fleet.generate(fleet_size, seed)
         faults = Faults(fail_rate, slow_rate, slow_ms, CHAOS_RATE if chaos else 0.0, fleet.seed)
@@ -1089,12 +1081,11 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
             f"({len(fleet.instances)} instances, seed {fleet.seed}"
             f"{''.join(', ' + note for note in notes)}); press Ctrl+C to stop"
         )
-        thread = server._thread
     try:
         out.write(line + "\n")
         out.flush()
-        while thread is not None and thread.is_alive():
-            thread.join(0.5)
+        while server.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
