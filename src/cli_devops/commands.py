@@ -51,12 +51,12 @@ class App:
     env: Environment = field(default_factory=Environment)
 
     def client_settings(self) -> ClientSettings:
-        from cli_devops.client import DEFAULT_CONCURRENCY, ClientSettings
+        from cli_devops.client import ClientSettings
 
         return ClientSettings(
             base_url=self.base_url,
             timeout=self.timeout,
-            concurrency=self.concurrency or DEFAULT_CONCURRENCY,
+            concurrency=self.concurrency,
             log=self.env.warn if self.debug else None,
         )
 
