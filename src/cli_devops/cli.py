@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
 from cli_devops import __version__
-from cli_devops.environment import Environment
 from cli_devops.errors import CliDevopsError, ExitStatus
 from cli_devops.health import DEFAULT_MIN_HEALTHY, DEFAULT_THRESHOLD, Thresholds
+
+if TYPE_CHECKING:  # imported where used: `--help` pays only for what it shows
+    from cli_devops.environment import Environment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,7 +96,7 @@ class _Group(click.Group):
     type=click.IntRange(min=1, max=1024),
     default=None,
     metavar="N",
-    help="Requests in flight at once [default: 4].",
+    help="Requests in flight at once [default: adapts to the API].",
 )
 @click.option("--demo", is_flag=True, help="Use the bundled CPX simulator; no server needed.")
 @click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
@@ -123,6 +124,7 @@ def cli(
     """
     from cli_devops.client import normalize_base_url
     from cli_devops.commands import App
+    from cli_devops.environment import Environment
 
     _state.debug = debug
     env = Environment.from_system(no_color=no_color)
@@ -230,7 +232,6 @@ def track(
     return tracking.track(app, name, interval=interval, count=count, output=output)
 
 
-
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True)
@@ -304,6 +305,8 @@ def _fail(message: str) -> None:
     from cli_devops.render import terminal_safe
 
     if _state.debug:
+        import traceback
+
         traceback.print_exc()
     click.echo(f"cli_devops: error: {terminal_safe(message)}", err=True)
 
