@@ -122,8 +122,6 @@ def cli(
       cli_devops --demo services
       cli_devops --demo unhealthy-services
     """
-    from cli_devops.client import normalize_base_url
-    from cli_devops.commands import App
     from cli_devops.environment import Environment
 
     _state.debug = debug
@@ -131,6 +129,9 @@ def cli(
     if ctx.invoked_subcommand == "simulate":
         ctx.obj = env
         return
+    from cli_devops.client import normalize_base_url
+    from cli_devops.commands import App
+
     base_url = normalize_base_url(cp_url)
     if demo:
         base_url = _start_demo(ctx)
