@@ -1,6 +1,6 @@
 """Benchmark cli_devops at fleet scale against the bundled simulator; prints ratios side by side.
 
-    python bench/run.py            # full sizes, medians of 3 (about 4 minutes)
+    python bench/run.py            # full sizes, medians of 3 (about 5 minutes)
     python bench/run.py --quick    # small sizes, one run each: a smoke test (about 15 seconds)
 
 Every figure is a whole process: the installed `cli_devops` (or `python -m cli_devops`) run as
