@@ -114,12 +114,11 @@ class CpxClient:
         than a few requests at once only get connection attempts dropped and retried a second
         later. The adaptive limit is capped for it (`CLOSE_LIMIT`).
         """
-        if self._watch is not None:
-            with contextlib.suppress(ValueError):
-                getattr(session, "trace_configs", []).remove(self._watch)
-            self._watch = None
-        else:
+        if self._watch is None:
             return
+        with contextlib.suppress(ValueError):
+            getattr(session, "trace_configs", []).remove(self._watch)
+        self._watch = None
         response = params.response
         header = response.headers.get("Connection", "")
         tokens = {token.strip().lower() for token in header.split(",")}
@@ -196,8 +195,9 @@ class CpxClient:
 
         def finished(task: asyncio.Task[None]) -> None:
             running.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                failures.append(task.exception())  # type: ignore[arg-type]
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                failures.append(error)
 
         try:
             for ip in ips:

@@ -5,22 +5,24 @@ requests in flight to be fast, while a single-threaded server with a listen back
 *slower* with more than a handful (its kernel drops connection attempts, which are retried only
 after a second). `AdaptiveLimiter` finds the number at run time, the way TCP finds a window:
 
-* **Slow start.** Begin at `INITIAL_LIMIT` and double the limit once per round trip while the
-  round-trip time stays flat (median of the round trip at most `TOLERANCE` times the lowest
-  median seen). A flat latency under more load means the server and this process have room.
-* **Congestion avoidance.** After the first sign of congestion, grow additively (by
-  sqrt(limit) per round trip) while latency stays flat, and when the median round trip rises
-  above `TOLERANCE` times the lowest, shrink in proportion to the rise (Little's law: with the
-  throughput unchanged, the same work needs proportionally fewer requests in flight).
+* **Slow start.** Begin at `INITIAL_LIMIT` and add one per answer, which doubles the limit
+  every round trip, while the round trip stays flat: its median at most `TOLERANCE` times the
+  lowest median seen. Flat latency under more load means the server and this process have room.
+  The first risen round trip is sat out (it may only be paying for the new connections); the
+  second ends slow start.
+* **Congestion avoidance.** Then grow by sqrt(limit) per flat round trip, and when the median
+  rises above `TOLERANCE` times the lowest, shrink in proportion to the rise (Little's law: for
+  the same throughput at a lower latency, proportionally fewer requests in flight), but never
+  below `LATENCY_FLOOR` for latency alone.
 * **Multiplicative decrease.** A timeout, a failed or reset connection, an overload status
-  (429, 503) or a request slower than `SPIKE_FACTOR` times the usual round trip halves the
-  limit. As in TCP, only once per round trip: the failures of requests sent under the old,
-  larger limit do not count again.
+  (429, 503) or a stall (`SPIKE_FACTOR` times the usual round trip and `SPIKE_MIN_SECONDS`
+  more) halves the limit. As in TCP, only once per round trip: the failures of requests sent
+  under the old, larger limit do not count again.
 
-Each adjustment is judged only on requests sent after the previous adjustment, so a decision
-always reflects the current limit. The limit stays within [1, `MAX_LIMIT`], and `cap()` lowers
-the ceiling, e.g. for a server that closes every connection (HTTP/1.0 or `Connection: close`),
-which is the mark of a small, often single-threaded server.
+Each verdict is on requests sent under the current limit (in slow start, also the previous
+round trip's). The limit stays within [1, `MAX_LIMIT`], and `cap()` lowers the ceiling, e.g. for
+a server that closes every connection (HTTP/1.0 or `Connection: close`), which is the mark of a
+small, often single-threaded server.
 
 `FixedLimiter` is the same interface with a constant limit (`--concurrency N`).
 """
@@ -36,8 +38,9 @@ from typing import NamedTuple
 
 INITIAL_LIMIT = 8
 MAX_LIMIT = 256
-"""Ceiling of the adaptive limit: each request in flight holds a connection (a file descriptor),
-and beyond this one process's event loop is busy anyway on any machine measured."""
+"""Ceiling of the adaptive limit: each request in flight holds a connection (a file descriptor,
+and a connection the API has to serve), and near this many at 20 ms one process's event loop
+is already saturated on the machine of `bench/RESULTS.md`."""
 CLOSE_LIMIT = 4
 """Ceiling for a server that closes every connection: below the listen backlog of 5 of the
 classic single-threaded servers (Python's http.server), so no connection attempt is dropped."""
@@ -51,6 +54,7 @@ LATENCY_FLOOR = INITIAL_LIMIT
 own CPU is the bottleneck, latency rises with every request added however few are in flight,
 and a handful in flight is what keeps both ends busy."""
 MIN_WINDOW = 16
+"""Fewest answers a verdict is based on: the median of four is mostly noise."""
 
 
 class Ticket(NamedTuple):
