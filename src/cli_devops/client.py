@@ -13,6 +13,7 @@ and an optional deadline for the whole read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -22,11 +23,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from types import SimpleNamespace
 from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
+from cli_devops.concurrency import CLOSE_LIMIT, AdaptiveLimiter, FixedLimiter, Ticket
 from cli_devops.errors import ApiUnreachable, PayloadError, UsageError
 from cli_devops.model import (
     Instance,
@@ -39,7 +42,6 @@ from cli_devops.model import (
 
 MAX_INSTANCE_BODY = 1024 * 1024
 MAX_SERVERS_BODY = 16 * 1024 * 1024
-DEFAULT_CONCURRENCY = 4
 
 DEFAULT_RETRIES = 3
 BACKOFF_FIRST = 0.1
@@ -88,7 +90,8 @@ class ClientSettings:
 
     base_url: str
     timeout: float = 5.0
-    concurrency: int = DEFAULT_CONCURRENCY
+    concurrency: int | None = None
+    """Requests in flight at once; None adapts it to the API (see `concurrency.py`)."""
     log: Callable[[str], None] | None = None
     retries: int = DEFAULT_RETRIES
     deadline: float | None = None
@@ -130,6 +133,12 @@ class _HttpFailure(Exception):
         self.retry_after = retry_after
         self.status = status
 
+    @property
+    def congested(self) -> bool:
+        """Whether the failure means "too much load" to the concurrency limiter: a timeout, a
+        refused, reset or dropped connection, a truncated answer, or HTTP 429/503."""
+        return self.retriable and (self.status is None or self.status in (429, 503))
+
 
 class CpxClient:
     """An open connection pool to one CPX API; use as `async with CpxClient(settings) as client`.
@@ -146,11 +155,18 @@ class CpxClient:
         self._deadline_at: float | None = None
         self._jitter = random.Random()
         self._session: aiohttp.ClientSession | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._limiter: FixedLimiter | None = None
+        self._watch: aiohttp.TraceConfig | None = None
 
     async def __aenter__(self) -> CpxClient:
-        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        concurrency = self.settings.concurrency
+        self._limiter = AdaptiveLimiter() if concurrency is None else FixedLimiter(concurrency)
+        # limit=0: the limiter bounds the requests, and so the connections, in flight; idle
+        # keep-alive connections are reused by the next request.
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        watch = aiohttp.TraceConfig()
+        watch.on_request_end.append(self._on_first_response)
+        self._watch = watch
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
@@ -162,6 +178,7 @@ class CpxClient:
             raise_for_status=False,
             # A compressed answer could inflate far past the size cap before it is counted.
             auto_decompress=False,
+            trace_configs=[watch],
         )
         # aiohttp silently repeats an idempotent request once when the server drops the
         # connection; with that off, every attempt is one of ours and counts in the budget.
@@ -169,6 +186,39 @@ class CpxClient:
             self._session._retry_connection = False
         self._start_run()
         return self
+
+    async def _on_first_response(
+        self,
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        """Learn from the first answer whether the server keeps connections open, then stop
+        tracing (tracing costs a few percent per request).
+
+        A server that answers HTTP/1.0 or `Connection: close` opens a connection per request,
+        the mark of a small server, often single-threaded with a short listen backlog: more
+        than a few requests at once only get connection attempts dropped and retried a second
+        later. The adaptive limit is capped for it (`CLOSE_LIMIT`).
+        """
+        if self._watch is None:
+            return
+        with contextlib.suppress(ValueError):
+            getattr(session, "trace_configs", []).remove(self._watch)
+        self._watch = None
+        response = params.response
+        header = response.headers.get("Connection", "")
+        tokens = {token.strip().lower() for token in header.split(",")}
+        version = response.version
+        old = version is not None and version < aiohttp.HttpVersion11
+        if self._limiter is not None and (
+            "close" in tokens or (old and "keep-alive" not in tokens)
+        ):
+            self._limiter.cap(CLOSE_LIMIT)
+            if self.settings.concurrency is None:
+                self._log(
+                    f"the server closes every connection: at most {CLOSE_LIMIT} requests at once"
+                )
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._session is not None:
@@ -192,20 +242,70 @@ class CpxClient:
             raise ApiUnreachable(f"unusable answer from {url}: {err}") from err
 
     async def instance(self, ip: str) -> Instance:
-        assert self._slots is not None, "CpxClient used outside 'async with'"
-        async with self._slots:
-            try:
-                payload = await self._get_json(f"/{ip}", MAX_INSTANCE_BODY)
-            except _HttpFailure as err:
-                return Instance(ip, None, None, None, str(err))
+        """Read one instance, waiting for a free slot of the concurrency limit."""
+        limiter = self._limiter_or_raise()
+        return await self._read_instance(ip, limiter, await limiter.acquire())
+
+    async def _read_instance(self, ip: str, limiter: FixedLimiter, ticket: Ticket) -> Instance:
+        """Read one instance in the slot `ticket` holds, and give the slot back."""
+        try:
+            payload = await self._get_json(f"/{ip}", MAX_INSTANCE_BODY)
+        except _HttpFailure as err:
+            limiter.release(ticket, congested=err.congested)
+            return Instance(ip, None, None, None, str(err))
+        except BaseException:
+            limiter.release(ticket)
+            raise
+        limiter.release(ticket)
         return parse_instance(ip, payload)
+
+    def _limiter_or_raise(self) -> FixedLimiter:
+        if self._limiter is None:
+            raise RuntimeError("CpxClient used outside 'async with'")
+        return self._limiter
 
     async def snapshot(self) -> Snapshot:
         listing = await self.servers()
         return Snapshot(await self.instances(listing.ips), listing.skipped, listing.duplicates)
 
     async def instances(self, ips: Iterable[str]) -> list[Instance]:
-        results = await asyncio.gather(*(self.instance(ip) for ip in ips))
+        """Read every instance, sorted by IP.
+
+        A task is started only once the limiter grants it a slot, so memory holds the results
+        and at most one task per request in flight, not one waiting task per instance.
+        """
+        limiter = self._limiter_or_raise()
+        limiter.reset_stats()
+        results: list[Instance] = []
+        running: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        async def read(ip: str, ticket: Ticket) -> None:
+            results.append(await self._read_instance(ip, limiter, ticket))
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                failures.append(error)
+
+        try:
+            for ip in ips:
+                ticket = await limiter.acquire()
+                if failures:
+                    limiter.release(ticket)
+                    break
+                task = asyncio.ensure_future(read(ip, ticket))
+                running.add(task)
+                task.add_done_callback(finished)
+            while running:
+                await asyncio.wait(list(running))
+        finally:
+            for task in list(running):
+                task.cancel()
+        if failures:
+            raise failures[0]
+        self._log(limiter.describe())
         return sorted(results, key=lambda instance: ip_sort_key(instance.ip))
 
     def _start_run(self) -> None:

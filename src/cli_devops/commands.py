@@ -58,12 +58,12 @@ class App:
     def client_settings(self) -> ClientSettings:
         from urllib.request import getproxies_environment
 
-        from cli_devops.client import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, ClientSettings
+        from cli_devops.client import DEFAULT_RETRIES, ClientSettings
 
         return ClientSettings(
             base_url=self.base_url,
             timeout=self.timeout,
-            concurrency=self.concurrency or DEFAULT_CONCURRENCY,
+            concurrency=self.concurrency,
             log=self.env.warn if self.debug else None,
             retries=DEFAULT_RETRIES if self.retries is None else self.retries,
             deadline=self.deadline,

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from cli_devops.model import Instance
+if TYPE_CHECKING:
+    from cli_devops.model import Instance
 
 DEFAULT_THRESHOLD = 90.0
 DEFAULT_MIN_HEALTHY = 2

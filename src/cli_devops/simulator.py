@@ -548,6 +548,7 @@ class _HttpProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._server._connections.add(self)
+        self._server.connections_opened += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
@@ -828,6 +829,8 @@ class SimulatorServer:
         self.url = ""
         self.request_paths: collections.Counter[str] = collections.Counter()
         self.auth_headers: collections.Counter[str] = collections.Counter()
+        self.connections_opened = 0
+        """Connections accepted so far, so tests can tell whether a client reuses them."""
         self._date = _DateHeader()
         self._connections: set[_HttpProtocol] = set()
         self._loop: asyncio.AbstractEventLoop | None = None

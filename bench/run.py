@@ -1,0 +1,397 @@
+"""Benchmark cli_devops at fleet scale against the bundled simulator; prints ratios side by side.
+
+    python bench/run.py            # full sizes, medians of 3 (about 5 minutes)
+    python bench/run.py --quick    # small sizes, one run each: a smoke test (about 15 seconds)
+
+Every figure is a whole process: the installed `cli_devops` (or `python -m cli_devops`) run as
+a user runs it, against `cli_devops simulate` running in another process (so the two never share
+an interpreter lock), output written to a file. Peak RSS is the child's own `ru_maxrss`. The
+variants of a case take turns, run after run, so a noisy neighbour hurts them alike.
+
+1. 10,000 instances, 20 ms latency: cli_devops `-o json` and the default table vs the original
+   approach (5 threads, a new connection per request) vs the floor N*L/C.
+2. 1,000 and 100,000 instances, 0 ms: requests per second and peak RSS.
+3. The reference-like server (single-threaded HTTP/1.0, listen backlog 5), 150 instances:
+   cli_devops default vs fixed concurrency 1, 5 and 64 vs a sequential standard-library client.
+4. Start-up: `cli_devops --help` vs `python -c pass`.
+
+Plus the HTTP client choice (aiohttp vs httpx) when httpx is installed (`.[bench]` extra).
+Linux only (`os.wait4`, `/proc`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+HERE = Path(__file__).resolve().parent
+MIB = 1024 * 1024
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    fleet: int = 10_000
+    latency_ms: float = 20.0
+    small: int = 1_000
+    large: int = 100_000
+    runs: int = 3
+    startup_runs: int = 20
+
+
+FULL = Sizes()
+QUICK = Sizes(fleet=300, latency_ms=5.0, small=200, large=2_000, runs=1, startup_runs=3)
+
+
+class BenchError(Exception):
+    pass
+
+
+def cli_command() -> list[str]:
+    """The installed console script next to this interpreter, as a user runs it."""
+    script = Path(sys.executable).with_name("cli_devops")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli_devops"]
+
+
+class Server:
+    """`cli_devops simulate ...` in its own process, on a free loopback port."""
+
+    def __init__(self, *args: str) -> None:
+        command = [sys.executable, "-m", "cli_devops", "simulate", "--port", "0", *args]
+        if "--reference" in args:
+            command += ["--host", "127.0.0.1"]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        found = re.search(r"http://\S+", line)
+        if not found:
+            self.stop()
+            raise BenchError(f"simulator did not start: {line!r}")
+        self.url = found.group(0).rstrip(")")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process used so far (user + system)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@contextmanager
+def server(*args: str) -> Iterator[Server]:
+    running = Server(*args)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+class Run(NamedTuple):
+    seconds: float
+    rss_mib: float
+    server_cpu: float
+    output: str
+    errors: str
+
+
+def run_once(command: Sequence[str], serving: Server | None = None) -> Run:
+    """Run a process to completion with stdout and stderr to files; time it, read its RSS."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        before = serving.cpu_seconds() if serving else 0.0
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        used = (serving.cpu_seconds() - before) if serving else 0.0
+        out.seek(0)
+        err.seek(0)
+        run = Run(seconds, usage.ru_maxrss * 1024 / MIB, used, out.read(), err.read())
+    if process.returncode != 0:
+        raise BenchError(f"{' '.join(command)} exited {process.returncode}: {run.errors[-500:]}")
+    return run
+
+
+@dataclass
+class Variant:
+    name: str
+    command: list[str]
+    serving: Server | None = None
+    expect: int | None = None
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(run.seconds for run in self.runs)
+
+    @property
+    def rss_mib(self) -> float:
+        return max(run.rss_mib for run in self.runs)
+
+    @property
+    def server_busy(self) -> float:
+        return statistics.median(run.server_cpu / run.seconds for run in self.runs)
+
+
+def take_turns(variants: Sequence[Variant], runs: int) -> None:
+    """Run every variant `runs` times, interleaved; check the first output of each."""
+    for _ in range(runs):
+        for variant in variants:
+            run = run_once(variant.command, variant.serving)
+            if not variant.runs and variant.expect is not None:
+                check_output(variant, run.output)
+            variant.runs.append(run)
+    for variant in variants:
+        runs_text = " ".join(f"{run.seconds:.3f}" for run in variant.runs)
+        print(f"  {variant.name}: {runs_text} s", file=sys.stderr, flush=True)
+
+
+def check_output(variant: Variant, output: str) -> None:
+    """A run only counts when it printed every instance."""
+    text = output.strip()
+    count = len(json.loads(text)) if text.startswith("[") else len(text.splitlines()) - 2
+    if count != variant.expect:
+        raise BenchError(f"{variant.name}: printed {count} instances, expected {variant.expect}")
+
+
+class Row(NamedTuple):
+    case: str
+    measure: str
+    value: str
+    ratio: str = ""
+    target: str = ""
+    met: str = ""
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def secs(seconds: float) -> str:
+    return f"{seconds:.3f} s"
+
+
+def times(ratio: float) -> str:
+    return f"{ratio:.2f}x"
+
+
+def case_throughput_at_latency(sizes: Sizes, cli: list[str]) -> list[Row]:
+    n, latency = sizes.fleet, sizes.latency_ms
+    case = f"1. {n:,} inst, {latency:g} ms"
+    with server("--fleet", str(n), "--latency-ms", f"{latency:g}", "--seed", "1") as sim:
+        base = [*cli, "--cp-url", sim.url, "services"]
+        json_run = Variant("json", [*base, "-o", "json"], sim, n)
+        table = Variant("table", base, sim, n)
+        original = Variant(
+            "original", [sys.executable, str(HERE / "baselines.py"), "original", sim.url], sim, n
+        )
+        take_turns([json_run, table, original], sizes.runs)
+        debug = run_once([*cli, "--debug", "--cp-url", sim.url, "services", "-o", "json"], sim)
+    used = re.search(
+        r"in ([\d.]+)s, concurrency adaptive: limit peak (\d+), final \d+, "
+        r"mean in flight ([\d.]+)",
+        debug.errors,
+    )
+    if not used:
+        raise BenchError("cli_devops --debug did not report the concurrency it used")
+    fetch, peak, mean = float(used.group(1)), int(used.group(2)), float(used.group(3))
+    work = n * latency / 1000
+    ratio = original.seconds / json_run.seconds
+    rows = [
+        Row(case, "cli_devops -o json (default settings)", secs(json_run.seconds)),
+        Row(case, "cli_devops table, piped to a file", secs(table.seconds),
+            f"{times(table.seconds / json_run.seconds)} json", "<= 1.3x",
+            verdict(table.seconds <= 1.3 * json_run.seconds)),
+        Row(case, "original approach: 5 threads, new connection each", secs(original.seconds),
+            f"{ratio:.1f}x slower than json", ">= 20x", verdict(ratio >= 20)),
+    ]  # fmt: skip
+    for label, concurrency in (("mean in flight", mean), ("peak limit", peak)):
+        floor = work / concurrency
+        rows.append(
+            Row(case, f"floor N*L/C, C = {label} {concurrency:.0f}", secs(floor),
+                f"json {times(json_run.seconds / floor)} floor", "<= 1.5x",
+                verdict(json_run.seconds <= 1.5 * floor))
+        )  # fmt: skip
+    rows.append(
+        Row(case, "  the requests alone (from --debug, one run)", secs(fetch),
+            f"{times(fetch / (work / mean))} floor at C = {mean:.0f}")
+    )  # fmt: skip
+    rows.append(
+        Row(case, "simulator CPU while serving cli_devops", f"{json_run.server_busy:.0%} busy",
+            f"{1 / max(json_run.server_busy, 1e-9):.1f}x headroom", ">= 10x",
+            verdict(json_run.server_busy <= 0.1))
+    )  # fmt: skip
+    return rows
+
+
+def case_rate_and_memory(sizes: Sizes, cli: list[str]) -> list[Row]:
+    rows: list[Row] = []
+    case = "2. 0 ms"
+    with (
+        server("--fleet", "1", "--seed", "1") as one,
+        server("--fleet", str(sizes.small), "--seed", "1") as small,
+    ):
+        empty = Variant("1 instance", [*cli, "--cp-url", one.url, "services", "-o", "json"], one)
+        runs = max(sizes.runs, 5) if sizes.runs > 1 else 1
+        variants = [empty, fleet_variant(cli, small, sizes.small)]
+        take_turns(variants, runs)
+        rows.append(rate_row(case, variants[1], empty, target=8000))
+        rows.extend(client_choice(small.url))
+    with server("--fleet", str(sizes.large), "--seed", "1") as large:
+        variant = fleet_variant(cli, large, sizes.large)
+        take_turns([variant], sizes.runs)
+        rows.append(rate_row(case, variant, empty, target=None))
+        rows.append(
+            Row(case, f"{sizes.large:,} instances: peak RSS", f"{variant.rss_mib:.0f} MiB",
+                f"{variant.rss_mib / empty.rss_mib:.1f}x one instance's", "< 500 MiB",
+                verdict(variant.rss_mib < 500))
+        )  # fmt: skip
+    return rows
+
+
+def fleet_variant(cli: list[str], serving: Server, n: int) -> Variant:
+    return Variant(f"{n}", [*cli, "--cp-url", serving.url, "services", "-o", "json"], serving, n)
+
+
+def rate_row(case: str, variant: Variant, empty: Variant, target: int | None) -> Row:
+    """Requests per second past start-up: (N - 1) / (t(N) - t(1 instance))."""
+    n = variant.expect or 0
+    extra = max(variant.seconds - empty.seconds, 1e-9)
+    rate = (n - 1) / extra
+    whole = n / variant.seconds
+    return Row(
+        case,
+        f"{n:,} instances: requests/s past start-up",
+        f"{rate:,.0f}/s",
+        f"{whole:,.0f}/s whole process; simulator {variant.server_busy:.0%} busy",
+        f">= {target:,}/s" if target else "",
+        verdict(rate >= target) if target else "",
+    )
+
+
+def client_choice(url: str) -> list[Row]:
+    """aiohttp vs httpx on the same fleet (fetch only), when httpx is installed."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / "clients.py"), url, "64"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = dict(line.split() for line in done.stdout.splitlines())
+    case = "client"
+    if seconds.get("httpx", "-") == "-":
+        return [Row(case, "httpx vs aiohttp", "skipped: pip install -e '.[bench]'")]
+    aiohttp, httpx = float(seconds["aiohttp"]), float(seconds["httpx"])
+    return [
+        Row(case, "aiohttp fetch, 64 in flight (in-process)", secs(aiohttp)),
+        Row(case, "httpx fetch, same program", secs(httpx), f"{httpx / aiohttp:.1f}x aiohttp"),
+    ]
+
+
+def case_reference(sizes: Sizes, cli: list[str]) -> list[Row]:
+    case = "3. reference-like, 150"
+    with server("--reference") as ref:
+        base = [*cli, "--cp-url", ref.url, "services", "-o", "json"]
+        default = Variant("cli_devops default (adaptive)", base, ref, 150)
+        fixed = [
+            Variant(f"cli_devops --concurrency {n}", [*cli, "--concurrency", str(n), *base[1:]],
+                    ref, 150)
+            for n in (1, 5, 64)
+        ]  # fmt: skip
+        sequential = Variant(
+            "sequential client (standard library)",
+            [sys.executable, str(HERE / "baselines.py"), "sequential", ref.url],
+            ref,
+            150,
+        )
+        take_turns([default, *fixed, sequential], sizes.runs)
+    best = min(fixed, key=lambda variant: variant.seconds)
+    ratio = default.seconds / best.seconds
+    rows = [
+        Row(case, default.name, secs(default.seconds), f"{times(ratio)} best fixed",
+            "<= 1.3x", verdict(ratio <= 1.3)),
+    ]  # fmt: skip
+    rows += [
+        Row(case, v.name, secs(v.seconds), f"{times(v.seconds / default.seconds)} default")
+        for v in (*fixed, sequential)
+    ]
+    return rows
+
+
+def case_startup(sizes: Sizes, cli: list[str]) -> list[Row]:
+    case = "4. start-up"
+    bare = Variant("python -c pass", [sys.executable, "-c", "pass"])
+    helped = Variant("cli_devops --help", [*cli, "--help"])
+    take_turns([bare, helped], sizes.startup_runs)
+    ratio = helped.seconds / bare.seconds
+    return [
+        Row(case, bare.name, secs(bare.seconds)),
+        Row(case, helped.name, secs(helped.seconds), f"{times(ratio)} python -c pass", "< 5x",
+            verdict(ratio < 5)),
+    ]  # fmt: skip
+
+
+def machine() -> str:
+    return (
+        f"{datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}), {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    header = Row("case", "measure", "median", "ratio", "target", "met")
+    lines = [header, Row(*("---" for _ in header)), *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    parser.add_argument("--runs", type=int, help="runs per figure (median); default 3")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.runs:
+        sizes = Sizes(**{**sizes.__dict__, "runs": args.runs})
+    cli = cli_command()
+    print(f"cli_devops benchmark{' (quick)' if args.quick else ''}: {machine()}", flush=True)
+    rows: list[Row] = []
+    try:
+        for case in (case_startup, case_throughput_at_latency, case_rate_and_memory,
+                     case_reference):  # fmt: skip
+            rows += case(sizes, cli)
+            print(f"  done: {case.__name__}", file=sys.stderr, flush=True)
+    except BenchError as err:
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 1
+    if args.quick:  # the targets are for the full sizes; a smoke run only has to run
+        rows = [row._replace(met="-") if row.met else row for row in rows]
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

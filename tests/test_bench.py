@@ -1,0 +1,45 @@
+"""The benchmark must keep running: its quick mode (small sizes, one run each) as a smoke test.
+
+No timing is asserted (machines are shared and noisy); every case must run to completion and
+print its rows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+
+
+def test_quick_benchmark_runs_every_case_and_prints_the_table():
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in done.stdout.splitlines()
+        if line.startswith("| ")
+    ]
+    assert rows[0] == ["case", "measure", "median", "ratio", "target", "met"]
+    measures = {(row[0], row[1]) for row in rows}
+    for expected in [
+        ("4. start-up", "cli_devops --help"),
+        ("1. 300 inst, 5 ms", "cli_devops -o json (default settings)"),
+        ("1. 300 inst, 5 ms", "cli_devops table, piped to a file"),
+        ("1. 300 inst, 5 ms", "original approach: 5 threads, new connection each"),
+        ("2. 0 ms", "200 instances: requests/s past start-up"),
+        ("2. 0 ms", "2,000 instances: peak RSS"),
+        ("3. reference-like, 150", "cli_devops default (adaptive)"),
+        ("3. reference-like, 150", "cli_devops --concurrency 64"),
+        ("3. reference-like, 150", "sequential client (standard library)"),
+    ]:
+        assert expected in measures, done.stdout
+    # Quick sizes are too small for the targets: no verdict is claimed.
+    assert {row[5] for row in rows[2:]} <= {"-", ""}, done.stdout
