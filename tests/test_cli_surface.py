@@ -128,7 +128,11 @@ def test_simulate_command_serves_until_ctrl_c(cli):
         assert len(json.loads(result.stdout)) == 12
     finally:
         child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=30)
+        try:
+            _, err = child.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise
     assert child.returncode == 0
     assert "Traceback" not in err
 
