@@ -413,7 +413,7 @@ def test_other_commands_do_not_import_prometheus_client(sim):
     code = (
         "import sys\nfrom cli_devops.cli import run\n"
         f"code = run(['--cp-url', {sim.url!r}, 'status', '-o', 'json'])\n"
-        "print(code, 'prometheus_client' in sys.modules, file=sys.stderr)"
+        "print(int(code), 'prometheus_client' in sys.modules, file=sys.stderr)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
