@@ -16,7 +16,8 @@ variants of a case take turns, run after run, so a noisy neighbour hurts them al
 4. Start-up: `cli_devops --help` vs `python -c pass`.
 
 Plus one redraw of `track`'s live view at the fleet size vs 150 instances (in-process, see
-`live_tick.py`), and the HTTP client choice (aiohttp vs httpx) when httpx is installed (`.[bench]` extra).
+`live_tick.py`), and the HTTP client choice (aiohttp vs httpx) when httpx is installed
+(`.[bench]` extra).
 Linux only (`os.wait4`, `/proc`).
 """
 
