@@ -15,7 +15,9 @@ variants of a case take turns, run after run, so a noisy neighbour hurts them al
    cli_devops default vs fixed concurrency 1, 5 and 64 vs a sequential standard-library client.
 4. Start-up: `cli_devops --help` vs `python -c pass`.
 
-Plus the HTTP client choice (aiohttp vs httpx) when httpx is installed (`.[bench]` extra).
+Plus one redraw of `track`'s live view at the fleet size vs 150 instances (in-process, see
+`live_tick.py`), and the HTTP client choice (aiohttp vs httpx) when httpx is installed
+(`.[bench]` extra).
 Linux only (`os.wait4`, `/proc`).
 """
 
@@ -354,6 +356,27 @@ def case_startup(sizes: Sizes, cli: list[str]) -> list[Row]:
     ]  # fmt: skip
 
 
+def case_live_view(sizes: Sizes, cli: list[str]) -> list[Row]:
+    """One redraw of the live view: only the rows that fit are laid out, whatever the fleet."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / "live_tick.py"), "150", str(sizes.fleet)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ms = {
+        int(size): float(value)
+        for size, value in (line.split() for line in done.stdout.splitlines())
+    }
+    small, large = ms[150], ms[sizes.fleet]
+    case = "track live view"
+    return [
+        Row(case, "one redraw, 150 instances (80x40 terminal)", f"{small:.1f} ms"),
+        Row(case, f"one redraw, {sizes.fleet:,} instances", f"{large:.1f} ms",
+            f"{times(large / small)} 150 instances"),
+    ]  # fmt: skip
+
+
 def machine() -> str:
     return (
         f"{datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores "
@@ -381,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         for case in (case_startup, case_throughput_at_latency, case_rate_and_memory,
-                     case_reference):  # fmt: skip
+                     case_reference, case_live_view):  # fmt: skip
             rows += case(sizes, cli)
             print(f"  done: {case.__name__}", file=sys.stderr, flush=True)
     except BenchError as err:

@@ -39,6 +39,7 @@ def test_quick_benchmark_runs_every_case_and_prints_the_table():
         ("3. reference-like, 150", "cli_devops default (adaptive)"),
         ("3. reference-like, 150", "cli_devops --concurrency 64"),
         ("3. reference-like, 150", "sequential client (standard library)"),
+        ("track live view", "one redraw, 300 instances"),
     ]:
         assert expected in measures, done.stdout
     # Quick sizes are too small for the targets: no verdict is claimed.

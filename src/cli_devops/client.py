@@ -151,6 +151,7 @@ class CpxClient:
         self._tls = _tls_setting(settings)
         _check_proxies(settings.proxies)
         self._origin = _origin(settings.base_url)
+        self._proxied = any(settings.proxies.get(scheme) for scheme in ("http", "https"))
         self._retry_tokens = float(RETRY_BUDGET_MIN)
         self._deadline_at: float | None = None
         self._jitter = random.Random()
@@ -380,7 +381,7 @@ class CpxClient:
                     allow_redirects=False,
                     headers=self._auth_headers(url),
                     timeout=aiohttp.ClientTimeout(total=max(ends - started, 0.001)),
-                    proxy=_proxy_for(url, self.settings.proxies),
+                    proxy=_proxy_for(url, self.settings.proxies) if self._proxied else None,
                     ssl=self._tls,
                 ) as response:
                     status = response.status
@@ -402,7 +403,8 @@ class CpxClient:
                 self._log(f"GET {url} -> {type(err).__name__}: {err}")
                 reason, retriable = _describe(err)
                 raise _HttpFailure(reason, retriable=retriable) from None
-            self._log(f"GET {url} -> {status} in {(time.monotonic() - started) * 1000:.1f} ms")
+            if self.settings.log is not None:
+                self._log(f"GET {url} -> {status} in {(time.monotonic() - started) * 1000:.1f} ms")
             if location:
                 url = self._redirect_target(url, location)
                 continue
@@ -446,8 +448,12 @@ class _TooLarge(aiohttp.ClientError):
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     """Read the body, failing as soon as it exceeds `cap` bytes (never buffering more)."""
-    if response.content_length is not None and response.content_length > cap:
-        raise _TooLarge("response too large")
+    length = response.content_length
+    if length is not None:
+        if length > cap:
+            raise _TooLarge("response too large")
+        # The parser stops at the declared length: one read, no chunk loop.
+        return await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):

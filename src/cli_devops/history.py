@@ -104,6 +104,11 @@ class InstanceTrack:
     """Of those, the polls in which it was Healthy."""
     missing: int = 0
     """Consecutive successful polls whose listing did not include it (0: present)."""
+    order: tuple[int, int] = field(init=False, repr=False, compare=False)
+    """`ip_sort_key(ip)`, parsed once: the live view sorts every instance on every redraw."""
+
+    def __post_init__(self) -> None:
+        self.order = ip_sort_key(self.ip)
 
     @property
     def gone(self) -> bool:
@@ -199,7 +204,7 @@ class TrackState:
         """Current and retired instances in IP order (what the final summary covers)."""
         everything = {track.ip: track for track in self.retired}
         everything.update(self.tracks)
-        return sorted(everything.values(), key=lambda track: ip_sort_key(track.ip))
+        return sorted(everything.values(), key=lambda track: track.order)
 
     def _count_poll(self, moment: datetime, clock: float) -> None:
         self.polls += 1

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from cli_devops.health import Status, summarize_services
 from cli_devops.history import ASCII_LEVELS, SPARK_LEVELS, InstanceTrack, TrackState, sparkline
-from cli_devops.model import ip_sort_key
 from cli_devops.render import STATUS_STYLES, terminal_safe
 
 if TYPE_CHECKING:
@@ -55,11 +54,14 @@ def choose_layout(width: int, history: int, core: int) -> Layout:
     return Layout(0, stats=with_stats <= width)
 
 
-def row_order(state: TrackState, track: InstanceTrack) -> tuple[object, ...]:
-    """Worst first: Unhealthy, Unknown, Gone, Healthy; then the busiest; then IP."""
+def row_order(track: InstanceTrack, status: str) -> tuple[int, float, tuple[int, int]]:
+    """Worst first: Unhealthy, Unknown, Gone, Healthy; then the busiest; then IP.
+
+    `status` is `TrackState.status_of(track)`, worked out once per redraw by the caller.
+    """
     latest = track.latest
     load = max(latest.cpu or 0.0, latest.memory or 0.0) if not track.gone else 0.0
-    return (ROW_ORDER[state.status_of(track)], -load, ip_sort_key(track.ip))
+    return (ROW_ORDER[status], -load, track.order)
 
 
 def build_view(
@@ -70,8 +72,14 @@ def build_view(
     from rich.table import Table
     from rich.text import Text
 
-    tracks = sorted(state.tracks.values(), key=lambda track: row_order(state, track))
-    statuses = [state.status_of(track) for track in tracks]
+    # Every instance is sorted and counted on each redraw (cheap: no parsing, no layout); only
+    # the rows that fit become rich cells.
+    rows = sorted(
+        ((track, state.status_of(track)) for track in state.tracks.values()),
+        key=lambda pair: row_order(*pair),
+    )
+    tracks = [track for track, _ in rows]
+    statuses = [status for _, status in rows]
     reasons = _unknown_reasons(state, tracks)
     room = max(0, height - FIXED_LINES - (1 if reasons else 0))
     shown = len(tracks) if len(tracks) <= room else max(0, room - 1)
