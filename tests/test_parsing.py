@@ -115,3 +115,8 @@ def test_normalize_base_url(raw, expected):
 def test_normalize_base_url_rejects(raw):
     with pytest.raises(UsageError):
         normalize_base_url(raw)
+
+
+def test_parse_servers_returns_numeric_order():
+    listing = parse_servers(["10.0.0.10", "::1", "10.0.0.2", "9.255.255.255", "10.0.0.1"])
+    assert listing.ips == ["9.255.255.255", "10.0.0.1", "10.0.0.2", "10.0.0.10", "::1"]

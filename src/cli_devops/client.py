@@ -19,7 +19,7 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -35,7 +35,6 @@ from cli_devops.model import (
     Instance,
     ServerList,
     decode_json,
-    ip_sort_key,
     parse_instance,
     parse_servers,
 )
@@ -269,8 +268,8 @@ class CpxClient:
         listing = await self.servers()
         return Snapshot(await self.instances(listing.ips), listing.skipped, listing.duplicates)
 
-    async def instances(self, ips: Iterable[str]) -> list[Instance]:
-        """Read every instance, sorted by IP.
+    async def instances(self, ips: Sequence[str]) -> list[Instance]:
+        """Read every instance; the results come in the order of `ips`.
 
         A task is started only once the limiter grants it a slot, so memory holds the results
         and at most one task per request in flight, not one waiting task per instance.
@@ -307,7 +306,8 @@ class CpxClient:
         if failures:
             raise failures[0]
         self._log(limiter.describe())
-        return sorted(results, key=lambda instance: ip_sort_key(instance.ip))
+        position = {ip: index for index, ip in enumerate(ips)}
+        return sorted(results, key=lambda instance: position[instance.ip])
 
     def _start_run(self) -> None:
         """Begin one read of the fleet: a fresh retry budget and deadline."""

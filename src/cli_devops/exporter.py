@@ -51,7 +51,7 @@ from cli_devops.client import ClientSettings, CpxClient
 from cli_devops.commands import App
 from cli_devops.errors import ApiUnreachable, ExitStatus, UsageError
 from cli_devops.health import Status, Thresholds, instance_status, summarize_services
-from cli_devops.model import Instance, ip_sort_key
+from cli_devops.model import Instance
 from cli_devops.serving import BackgroundServer, loopback_url
 
 DEFAULT_PORT = 8095
@@ -330,7 +330,6 @@ class FleetReader:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         instances = [_outcome(ip, task, deadline) for ip, task in zip(ips, tasks)]
-        instances.sort(key=lambda instance: ip_sort_key(instance.ip))
         unread = sum(1 for instance in instances if instance.error is not None)
         if unread and self.settings.log is not None:
             self.settings.log(f"{unread} of {len(instances)} instances could not be read")
