@@ -6,6 +6,10 @@ import csv
 import io
 import json
 
+from cli_devops.environment import Environment
+from cli_devops.health import Thresholds
+from cli_devops.model import Instance
+from cli_devops.render import instances_report, write_report
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
 
@@ -166,3 +170,17 @@ def test_bad_option_values_are_usage_errors(cli, sim):
         assert result.exit_code == 2, args
         assert "Traceback" not in result.stderr
         assert result.stdout == ""
+
+
+def test_terminal_without_utf8_gets_a_plain_table_instead_of_a_crash():
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    env = Environment(stdout=stream, stdout_isatty=True, color=True, width=30)
+    report = instances_report(
+        [Instance("10.0.0.1", "AVeryLongServiceNameThatNeedsTruncating", 95, 20)], Thresholds()
+    )
+    write_report(report, "table", env)
+    stream.flush()
+    text = stream.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
+    assert text.splitlines()[1].split() == [
+        "10.0.0.1", "AVeryLongServiceNameThatNeedsTruncating", "Unhealthy", "95%", "20%"
+    ]  # fmt: skip

@@ -203,8 +203,9 @@ def write_table(report: Report, env: Environment) -> None:
             env.stdout.write(report.empty_message + "\n")
         return
     rows = [[format_cell(r.get(c.key), c) for c in report.columns] for r in report.records]
-    if env.stdout_isatty and len(rows) <= RICH_MAX_ROWS:
-        _write_rich_table(report, rows, env)
+    console = make_console(env) if env.stdout_isatty and len(rows) <= RICH_MAX_ROWS else None
+    if console is not None and supports_unicode(console):
+        _write_rich_table(report, rows, env.color, console)
     else:
         env.stdout.write(plain_table(report.columns, rows))
     if report.footer:
@@ -247,7 +248,15 @@ def make_console(env: Environment) -> Console:
     )
 
 
-def _write_rich_table(report: Report, rows: Sequence[Sequence[str]], env: Environment) -> None:
+def supports_unicode(console: Console) -> bool:
+    """Whether the terminal's encoding takes what rich draws (ellipses, sparklines); on one
+    that does not (an ASCII locale), printing them would fail."""
+    return console.encoding.lower().startswith("utf")
+
+
+def _write_rich_table(
+    report: Report, rows: Sequence[Sequence[str]], color: bool, console: Console
+) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -259,7 +268,7 @@ def _write_rich_table(report: Report, rows: Sequence[Sequence[str]], env: Enviro
     )
     for row in rows:
         cells = [Text(cell) for cell in row]
-        if status_index is not None and env.color:
+        if status_index is not None and color:
             cells[status_index].stylize(STATUS_STYLES.get(row[status_index], ""))
         table.add_row(*cells)
-    make_console(env).print(table)
+    console.print(table)

@@ -33,6 +33,7 @@ from cli_devops.render import (
     OutputFormat,
     instance_record,
     instances_report,
+    supports_unicode,
     terminal_safe,
     write_csv,
     write_table,
@@ -296,7 +297,7 @@ class LiveScreen:
 
     def _unicode(self) -> bool:
         assert self.console is not None
-        return self.console.encoding.lower().startswith("utf")
+        return supports_unicode(self.console)
 
     async def animate(self) -> None:
         while True:
