@@ -15,7 +15,6 @@ from cli_devops.environment import Environment
 from cli_devops.errors import ExitStatus, IncompleteData, UsageError
 from cli_devops.health import (
     DEFAULT_MIN_HEALTHY,
-    Status,
     Thresholds,
     instance_status,
     summarize_services,
@@ -33,10 +32,6 @@ from cli_devops.render import (
 
 if TYPE_CHECKING:
     from cli_devops.client import ClientSettings
-
-SORT_KEYS = ("ip", "service", "status", "cpu", "memory")
-STATUS_CHOICES = tuple(status.value.lower() for status in Status)
-
 
 @dataclass
 class App:
@@ -124,7 +119,8 @@ def resolve_service(name: str, known: Iterable[str]) -> str:
     raise UsageError(f"no service named {terminal_safe(name)!r}{hint}{listing}")
 
 
-def _services_of(instances: Iterable[Instance]) -> set[str]:
+def services_of(instances: Iterable[Instance]) -> set[str]:
+    """The service names present (instances that could not be read at all have none)."""
     return {instance.service for instance in instances if instance.service is not None}
 
 
@@ -154,7 +150,7 @@ def services(
     """List instances (numeric IP order by default; cpu/memory sort the busiest first)."""
     instances = read_fleet(app)
     if service is not None:
-        name = resolve_service(service, _services_of(instances))
+        name = resolve_service(service, services_of(instances))
         instances = [instance for instance in instances if instance.service == name]
     if status is not None:
         instances = [
@@ -179,7 +175,7 @@ def status(
     instances = read_fleet(app)
     summaries = summarize_services(instances, app.thresholds, min_healthy)
     if service is not None:
-        name = resolve_service(service, _services_of(instances))
+        name = resolve_service(service, services_of(instances))
         summaries = [summary for summary in summaries if summary.service == name]
     write_report(status_report(summaries, min_healthy), output, app.env)
     return ExitStatus.OK

@@ -27,9 +27,7 @@ class Environment:
     stdout_isatty: bool = False
     color: bool = False
     width: int = 100
-    height: int = 40
     monotonic: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = _utc_now
 
     @classmethod
@@ -43,7 +41,6 @@ class Environment:
             stdout_isatty=isatty,
             color=isatty and not no_color and not os.environ.get("NO_COLOR"),
             width=size.columns,
-            height=size.lines,
         )
 
     def warn(self, message: str) -> None:

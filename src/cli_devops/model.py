@@ -118,12 +118,8 @@ def decode_json(body: bytes) -> object:
         raise PayloadError("answer is not valid JSON") from None
 
 
-def parse_ip(entry: object) -> str | None:
-    """The entry if it is a plain IPv4/IPv6 address literal (safe in a URL path), else None."""
-    return entry if isinstance(entry, str) and _address(entry) is not None else None
-
-
 def _address(entry: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address if `entry` is a plain IPv4/IPv6 literal (safe in a URL path), else None."""
     if not entry or len(entry) > 45 or "%" in entry:
         return None
     try:
@@ -147,7 +143,7 @@ def parse_servers(payload: object) -> ServerList:
         if not isinstance(entry, str) or (address := _address(entry)) is None:
             skipped += 1
             continue
-        key = (address.version, int(address))
+        key = _order(address)
         if key in keyed:
             duplicates += 1
             continue
@@ -157,5 +153,8 @@ def parse_servers(payload: object) -> ServerList:
 
 def ip_sort_key(ip: str) -> tuple[int, int]:
     """Numeric order: IPv4 before IPv6, then by address value."""
-    address = ipaddress.ip_address(ip)
+    return _order(ipaddress.ip_address(ip))
+
+
+def _order(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[int, int]:
     return (address.version, int(address))
