@@ -235,7 +235,9 @@ def plain_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> str
     return "\n".join([line(headers)] + [line(row) for row in rows]) + "\n"
 
 
-def make_console(env: Environment) -> Console:
+def make_console(env: Environment, *, follow_resizes: bool = False) -> Console:
+    """A rich console on `env.stdout`: colour only if `env.color`; at `env.width`, or at the
+    terminal's current width each time it renders when `follow_resizes` (the live view)."""
     from rich.console import Console
 
     return Console(
@@ -243,7 +245,7 @@ def make_console(env: Environment) -> Console:
         force_terminal=env.stdout_isatty,
         no_color=not env.color,
         color_system="auto" if env.color else None,
-        width=env.width,
+        width=None if follow_resizes else env.width,
         highlight=False,
     )
 

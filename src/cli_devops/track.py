@@ -22,7 +22,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cli_devops.commands import App, report_unread, resolve_service
+from cli_devops.commands import App, report_unread, resolve_service, services_of
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.health import DEFAULT_MIN_HEALTHY
@@ -33,6 +33,7 @@ from cli_devops.render import (
     OutputFormat,
     instance_record,
     instances_report,
+    make_console,
     supports_unicode,
     terminal_safe,
     write_csv,
@@ -192,9 +193,7 @@ async def _poll_loop(
                 sink.show(Poll(moment, name or service, [], str(err)))
                 continue
             if name is None:
-                name = resolve_service(
-                    service, {i.service for i in snapshot.instances if i.service}
-                )
+                name = resolve_service(service, services_of(snapshot.instances))
                 state.service = name
             members = [i for i in snapshot.instances if i.service == name]
             state.record(members, moment=moment, clock=env.monotonic())
@@ -244,16 +243,9 @@ class LiveScreen:
         self.live: Live | None = None
 
     def __enter__(self) -> LiveScreen:
-        from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(
-            file=self.env.stdout,
-            force_terminal=True,
-            no_color=not self.env.color,
-            color_system="auto" if self.env.color else None,
-            highlight=False,
-        )
+        self.console = make_console(self.env, follow_resizes=True)
         self.live = Live(
             console=self.console,
             screen=True,
