@@ -33,6 +33,9 @@ def test_services_json_matches_the_fleet_in_numeric_ip_order(cli, sim, fleet):
             "error": None,
         }
     assert result.stderr == ""
+    lines = result.stdout.splitlines()  # one record per line, so grep and line tools work too
+    assert lines[0] == "[" and lines[-1] == "]"
+    assert [json.loads(line.rstrip(",")) for line in lines[1:-1]] == records
 
 
 def test_health_boundary_90_is_healthy_91_is_not(cli, sim):
@@ -139,7 +142,7 @@ def test_unhealthy_services_says_plainly_when_none(cli):
         assert result.exit_code == 0
         assert result.stdout == "No service has fewer than 2 healthy instances.\n"
         as_json = cli("--cp-url", server.url, "unhealthy-services", "-o", "json")
-        assert json.loads(as_json.stdout) == []
+        assert as_json.stdout == "[]\n"
 
 
 def test_service_with_exactly_two_healthy_is_not_flagged(cli, sim):

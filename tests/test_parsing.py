@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cli_devops.client import normalize_base_url
 from cli_devops.errors import PayloadError, UsageError
 from cli_devops.health import Status, Thresholds, instance_status
-from cli_devops.model import Instance, parse_instance, parse_percent, parse_servers
+from cli_devops.model import Instance, ip_sort_key, parse_instance, parse_percent, parse_servers
 from cli_devops.render import terminal_safe
 
 json_values = st.recursive(
@@ -74,6 +76,28 @@ def test_parse_servers_keeps_only_ip_addresses(payload):
     assert isinstance(payload, list)
     assert listing.skipped + listing.duplicates + len(listing.ips) == len(payload)
     assert all("/" not in ip and "?" not in ip and "%" not in ip for ip in listing.ips)
+
+
+octet = st.one_of(
+    st.integers(0, 300).map(str),
+    st.integers(0, 99).map(lambda n: f"0{n}"),
+    st.sampled_from(["", "\u0663", "\uff11", "+1", " 1", "1_0", "-0", "1 "]),
+)
+dotted = st.lists(octet, min_size=3, max_size=5).map(".".join)
+
+
+@given(st.lists(dotted | st.ip_addresses().map(str), max_size=8))
+@example(["1.2.3.\u0663", "256.1.1.1", "1.2.3.255", "01.2.3.4", "0.0.0.0", "1.2.3", "1.2.3.4.5"])
+def test_parse_servers_accepts_exactly_what_ipaddress_accepts(entries):
+    """The fast IPv4 path agrees with the standard library on every dotted string."""
+    expected = set()
+    for entry in entries:
+        with contextlib.suppress(ValueError):
+            expected.add(ipaddress.ip_address(entry))
+    listing = parse_servers(entries)
+    assert {ipaddress.ip_address(ip) for ip in listing.ips} == expected
+    assert len(listing.ips) == len(expected)
+    assert listing.ips == sorted(listing.ips, key=ip_sort_key)
 
 
 def test_parse_servers_dedupes_equal_addresses():

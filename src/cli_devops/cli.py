@@ -305,6 +305,7 @@ def track(
     )
     return tracking.track(app, name, options)
 
+
 @cli.command()
 @click.option("--listen", default="127.0.0.1:8095", show_default=True, metavar="HOST:PORT",
               help="Address to serve on; 0.0.0.0:PORT (or :PORT) for every interface.")  # fmt: skip
@@ -316,6 +317,7 @@ def exporter(app: Any, listen: str, shard: str) -> int:
     from cli_devops.exporter import run_exporter
 
     return run_exporter(app, listen=listen, shard=shard)
+
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -379,7 +381,11 @@ def main(argv: list[str] | None = None) -> None:
     # cyclic collector's default pace (a pass every 700 allocations) cost 8% of a 10,000-instance
     # run. A process-wide policy, so it is set here, not in the library.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
-    sys.exit(run(argv))
+    status = run(argv)
+    # Nothing is left to collect: the interpreter's final full collection would still walk
+    # every object of a large fleet (18 ms of a 10,000-instance run) before exiting.
+    gc.freeze()
+    sys.exit(status)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from cli_devops.render import (
 if TYPE_CHECKING:
     from cli_devops.client import ClientSettings
 
+
 @dataclass
 class App:
     """Everything a command needs besides its own options."""

@@ -175,8 +175,14 @@ def write_report(report: Report, output: OutputFormat, env: Environment) -> None
         write_table(report, env)
 
 
-def write_json(records: object, env: Environment) -> None:
-    env.stdout.write(json.dumps(records, indent=2) + "\n")
+def write_json(records: Sequence[Record], env: Environment) -> None:
+    """A JSON array with one record per line: readable, greppable, and encoded by the json
+    module's C encoder (``indent`` falls back to a pure-Python one, 4x slower at fleet size)."""
+    if not records:
+        env.stdout.write("[]\n")
+        return
+    lines = ",\n".join("  " + json.dumps(record) for record in records)
+    env.stdout.write(f"[\n{lines}\n]\n")
 
 
 def write_csv(
