@@ -128,7 +128,9 @@ def _json_string(text: str) -> str:
     return json.dumps(text)
 
 
+@functools.lru_cache(maxsize=16384)
 def _metrics_body(cpu: float, memory: float, service: str) -> bytes:
+    """The JSON answer; memoised, as drifting values are whole percentages that repeat."""
     return (
         f'{{"cpu": "{_percent(cpu)}", "memory": "{_percent(memory)}", '
         f'"service": {_json_string(service)}}}'
@@ -508,6 +510,11 @@ class _BadRequest(Exception):
         self.status = status
 
 
+_HEADERS_THAT_MATTER = frozenset(
+    (b"connection", b"content-length", b"transfer-encoding", b"authorization")
+)
+"""Header names :meth:`_HttpProtocol._read_headers` acts on (the others are only checked)."""
+
 _FLOOD_HEAD = (
     b"HTTP/1.1 200 OK\r\nServer: cpx-simulator\r\nContent-Type: application/json\r\n"
     b"Connection: close\r\n\r\n"
@@ -685,9 +692,11 @@ class _HttpProtocol(asyncio.Protocol):
         if server.token is not None and self._authorization != f"Bearer {server.token}":
             unauthorized = Fault.answer(401, headers=(("WWW-Authenticate", "Bearer"),))
             return self._faulty(unauthorized, method, target, path, http10, keep_alive)
-        fault = server.faults(path, server.request_paths[path]) if server.faults else None
-        if fault is not None:
-            return self._faulty(fault, method, target, path, http10, keep_alive)
+        faults = server.faults
+        if faults is not None:
+            fault = faults(path, server.request_paths[path])
+            if fault is not None:
+                return self._faulty(fault, method, target, path, http10, keep_alive)
         return self._respond(method, target, path, http10, keep_alive), keep_alive
 
     def _faulty(  # noqa: PLR0913, PLR0917 -- the parsed request, as _respond takes it
@@ -739,17 +748,14 @@ class _HttpProtocol(asyncio.Protocol):
             connection = b""
         else:
             connection = b"Connection: close\r\n"
-        return b"".join(
-            (
+        return (
+            b"%sServer: cpx-simulator\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\n%s%s\r\n%s"
+            % (
                 _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode(),
-                b"Server: cpx-simulator\r\n",
                 self._server._date.line(time.time()),
-                b"Content-Type: application/json\r\nContent-Length: ",
-                str(len(body)).encode(),
-                b"\r\n",
+                len(body),
                 extra,
                 connection,
-                b"\r\n",
                 b"" if head else body,
             )
         )
@@ -761,6 +767,8 @@ class _HttpProtocol(asyncio.Protocol):
             if not colon:
                 raise _BadRequest(400)
             name = name.lower()
+            if name not in _HEADERS_THAT_MATTER:
+                continue
             if name == b"connection":
                 tokens = [token.strip() for token in value.lower().split(b",")]
                 if b"close" in tokens:
@@ -1067,7 +1075,11 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
         )
     else:
         fleet = Fleet.generate(fleet_size, seed)
-        faults = Faults(fail_rate, slow_rate, slow_ms, CHAOS_RATE if chaos else 0.0, fleet.seed)
+        faults = (
+            Faults(fail_rate, slow_rate, slow_ms, CHAOS_RATE if chaos else 0.0, fleet.seed)
+            if fail_rate > 0 or slow_rate > 0 or chaos
+            else None
+        )
         if chaos:
             fleet.junk_servers = list(CHAOS_JUNK)
         server = SimulatorServer(fleet, host, port, latency_ms=latency_ms, faults=faults)
