@@ -56,3 +56,10 @@ def test_quick_benchmark_runs_every_case_and_prints_the_table():
         assert all(re.fullmatch(r"[\d,]+/s", capacity[measure]) for measure in workers), capacity
     # Quick sizes are too small for the targets: no verdict is claimed.
     assert {row[5] for row in rows[2:]} <= {"-", ""}, done.stdout
+
+
+def test_the_test_command_installs_wrk_for_the_capacity_row():
+    makefile = (BENCH.parent.parent / "Makefile").read_text()
+    assert "wrk" in makefile.split("\ncheck:", 1)[1].split("\n", 1)[0].split()
+    assert "if ! command -v wrk" in makefile
+    assert "apt-get install -y --no-install-recommends wrk" in makefile
