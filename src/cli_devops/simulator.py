@@ -106,16 +106,21 @@ class _Wave:
         self.noise_period = 3.0 + 6.0 * fractions[4]
         self.noise_phase = _TAU * fractions[5]
 
-    def value(self, base: float, now: float) -> float:
-        """Integer percentage at ``now``; an overloaded base (> 90) never drifts out of overload."""
+    def value(self, base: float, turns: float) -> float:
+        """Integer percentage at ``turns`` = 2 pi times the time; an overloaded base (> 90) never
+        drifts out of overload."""
         value = (
             base
-            + self.amplitude * math.sin(_TAU * now / self.period + self.phase)
-            + self.noise_amplitude * math.sin(_TAU * now / self.noise_period + self.noise_phase)
+            + self.amplitude * math.sin(turns / self.period + self.phase)
+            + self.noise_amplitude * math.sin(turns / self.noise_period + self.noise_phase)
         )
-        if base > _OVERLOAD:
-            value = max(value, _OVERLOAD + 1.0)
-        return float(round(min(100.0, max(0.0, value))))
+        if base > _OVERLOAD and value < _OVERLOAD + 1.0:
+            value = _OVERLOAD + 1.0
+        if value > 100.0:
+            value = 100.0
+        elif value < 0.0:
+            value = 0.0
+        return float(round(value))
 
 
 def _percent(value: float) -> str:
@@ -308,7 +313,8 @@ class Fleet:
             digest = hashlib.blake2b(f"{self.seed}/{ip}".encode(), digest_size=24).digest()
             fractions = tuple(part / 65535 for part in _TWELVE_SHORTS.unpack(digest))
             waves = self._waves.setdefault(ip, (_Wave(fractions[:6]), _Wave(fractions[6:])))
-        return waves[0].value(instance.cpu, now), waves[1].value(instance.memory, now)
+        turns = _TAU * now
+        return waves[0].value(instance.cpu, turns), waves[1].value(instance.memory, turns)
 
 
 class Fault(NamedTuple):
@@ -555,6 +561,7 @@ class _HttpProtocol(asyncio.Protocol):
         self._authorization: str | None = None
         self._tail: Fault | None = None
         self._flooding = False
+        self._plain_headers: bytes | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -630,7 +637,11 @@ class _HttpProtocol(asyncio.Protocol):
             if self._timer is None:
                 self._timer = self._loop.call_at(self._pending[0][0], self._flush)
             return
-        self._write(payload, keep_alive)
+        transport = self._transport
+        if keep_alive and transport is not None and not transport.is_closing():
+            transport.write(payload)
+        else:
+            self._write(payload, keep_alive)
 
     def _flush(self) -> None:
         self._timer = None
@@ -669,8 +680,7 @@ class _HttpProtocol(asyncio.Protocol):
             transport.write(_FLOOD_CHUNK)
 
     def _handle(self, head: bytes) -> tuple[bytes, bool]:
-        line_end = head.find(b"\r\n")
-        request_line = head if line_end < 0 else head[:line_end]
+        request_line, crlf, block = head.partition(b"\r\n")
         parts = request_line.split(b" ")
         if len(parts) != 3:
             raise _BadRequest(400)
@@ -685,9 +695,9 @@ class _HttpProtocol(asyncio.Protocol):
             raise _BadRequest(400)
         keep_alive = not http10
         self._authorization = None
-        if line_end >= 0:
-            keep_alive = self._read_headers(head[line_end + 2 :], keep_alive)
-        if target.startswith((b"http://", b"https://")):
+        if crlf and block != self._plain_headers:
+            keep_alive = self._read_headers(block, keep_alive)
+        if target[:1] != b"/" and target.startswith((b"http://", b"https://")):
             target = _origin_form(target)
         path = target.decode("latin-1")
         server = self._server
@@ -765,7 +775,12 @@ class _HttpProtocol(asyncio.Protocol):
         )
 
     def _read_headers(self, block: bytes, keep_alive: bool) -> bool:
-        """Apply the headers that matter; returns whether the connection stays open."""
+        """Apply the headers that matter; returns whether the connection stays open.
+
+        A block with none of them is remembered: clients repeat the same headers on every
+        request of a connection, and the next identical block is not parsed again.
+        """
+        plain = True
         for line in block.split(b"\r\n"):
             name, colon, value = line.partition(b":")
             if not colon:
@@ -773,6 +788,7 @@ class _HttpProtocol(asyncio.Protocol):
             name = name.lower()
             if name not in _HEADERS_THAT_MATTER:
                 continue
+            plain = False
             if name == b"connection":
                 tokens = [token.strip() for token in value.lower().split(b",")]
                 if b"close" in tokens:
@@ -791,6 +807,8 @@ class _HttpProtocol(asyncio.Protocol):
                 raise _BadRequest(501)
             elif name == b"authorization":
                 self._authorization = value.strip().decode("latin-1")
+        if plain:
+            self._plain_headers = block
         return keep_alive
 
     def _error(self, status: int) -> bytes:

@@ -1,4 +1,5 @@
-"""`simulate --workers N`: one port served by N processes, stopped as one."""
+"""The simulator's capacity: its request path's shortcuts keep every answer right, and
+`simulate --workers N` serves one port from N processes, stopped as one."""
 
 from __future__ import annotations
 
@@ -13,13 +14,41 @@ from pathlib import Path
 
 import pytest
 
-from cli_devops.simulator import WORKERS_SUPPORTED, Fleet
+from cli_devops.simulator import WORKERS_SUPPORTED, Fleet, SimInstance, SimulatorServer
 
 from .conftest import hermetic_environ, run_process
 
 needs_workers = pytest.mark.skipif(
     not WORKERS_SUPPORTED, reason="several simulator processes need Linux (SO_REUSEPORT)"
 )
+
+
+def test_repeated_headers_on_one_connection_are_still_applied_each_time():
+    """Headers that change nothing are remembered per connection; those that matter are not."""
+    fleet = Fleet({"10.0.0.1": SimInstance("UserService", 10, 20)})
+    with SimulatorServer(fleet, "127.0.0.1", 0, token="t") as sim:
+        connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)
+        seen = []
+        auth = {"Authorization": "Bearer t"}
+        for headers, body in [
+            ({}, None),
+            ({}, None),
+            (auth, None),
+            (auth, None),
+            (auth, b"ignored body"),
+            (auth, b"ignored body"),
+            ({}, None),
+            ({"Connection": "close"}, None),
+        ]:
+            connection.request("GET", "/10.0.0.1", body=body, headers=headers)
+            response = connection.getresponse()
+            seen.append((response.status, response.read(), response.getheader("Connection")))
+        connection.close()
+        opened = sim.connections_opened
+    ok = (200, b'{"cpu": "10%", "memory": "20%", "service": "UserService"}', None)
+    denied = (401, b'{"error": "Unauthorized"}', None)
+    assert seen == [denied, denied, ok, ok, ok, ok, denied, (*denied[:2], "close")]
+    assert opened == 1
 
 
 def children_of(pid: int) -> list[int]:
