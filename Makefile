@@ -1,13 +1,14 @@
 # Task runner. `make` (= `make check`) sets up .venv with the test extras, installs Prometheus
-# (Debian package, for the exporter tests) when it is missing, and runs lint, types and tests.
+# (Debian package, for the exporter tests) and wrk (Debian package, for the benchmark's simulator
+# capacity row) when they are missing, and runs lint, types and tests.
 VENV ?= .venv
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: check prometheus demo
+.PHONY: check prometheus wrk demo
 .DEFAULT_GOAL := check
 
-check: $(VENV)/.installed prometheus
+check: $(VENV)/.installed prometheus wrk
 	$(VENV)/bin/python -m pytest
 
 $(VENV)/.installed: pyproject.toml
@@ -19,6 +20,12 @@ prometheus:
 	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus; \
+	fi
+
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends wrk; \
 	fi
 
 demo: $(VENV)/.installed

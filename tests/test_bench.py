@@ -1,11 +1,15 @@
 """The benchmark must keep running: its quick mode (small sizes, one run each) as a smoke test.
 
 No timing is asserted (machines are shared and noisy); every case must run to completion and
-print its rows.
+print its rows. The simulator capacity row runs wrk for a second per setting when it is installed
+(`make check` installs it).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,5 +46,20 @@ def test_quick_benchmark_runs_every_case_and_prints_the_table():
         ("track live view", "one redraw, 300 instances"),
     ]:
         assert expected in measures, done.stdout
+    capacity = {row[1]: row[2] for row in rows if row[0] == "simulator capacity"}
+    if shutil.which("wrk") is None:
+        assert capacity == {"requests/s under wrk": "skipped: install wrk (apt-get install wrk)"}
+    else:
+        assert re.fullmatch(r"[\d,]+/s", capacity["wrk, 200 instances, 1 worker"]), capacity
+        workers = [measure for measure in capacity if measure.endswith(" workers")]
+        assert len(workers) == (1 if (os.cpu_count() or 1) > 1 else 0), capacity
+        assert all(re.fullmatch(r"[\d,]+/s", capacity[measure]) for measure in workers), capacity
     # Quick sizes are too small for the targets: no verdict is claimed.
     assert {row[5] for row in rows[2:]} <= {"-", ""}, done.stdout
+
+
+def test_the_test_command_installs_wrk_for_the_capacity_row():
+    makefile = (BENCH.parent.parent / "Makefile").read_text()
+    assert "wrk" in makefile.split("\ncheck:", 1)[1].split("\n", 1)[0].split()
+    assert "if ! command -v wrk" in makefile
+    assert "apt-get install -y --no-install-recommends wrk" in makefile

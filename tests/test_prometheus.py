@@ -240,7 +240,7 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 def test_the_test_command_installs_prometheus_and_the_readme_says_so():
     makefile = (ROOT / "Makefile").read_text()
     check_recipe = makefile.split("\ncheck:", 1)[1]
-    assert check_recipe.split("\n", 1)[0].split() == ["$(VENV)/.installed", "prometheus"]
+    assert check_recipe.split("\n", 1)[0].split()[:2] == ["$(VENV)/.installed", "prometheus"]
     assert "if ! command -v promtool" in makefile
     assert "apt-get install -y --no-install-recommends prometheus" in makefile
     readme = (ROOT / "README.md").read_text()

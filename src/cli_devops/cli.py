@@ -339,6 +339,9 @@ def exporter(app: Any, listen: str, shard: str) -> int:
 @click.option("--reference", is_flag=True,
               help="Behave like the reference server: single-threaded HTTP/1.0, backlog 5, "
                    "150 instances, fresh random values per request.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Serve from N processes on the same port, to use N cores (Linux; "
+                   "default 1; fault attempt counters are per process).")  # fmt: skip
 @click.pass_obj
 def simulate(
     env: Environment,
@@ -352,10 +355,15 @@ def simulate(
     slow_ms: float,
     chaos: bool,
     reference: bool,
+    workers: int | None,
 ) -> int:
     """Run the bundled CPX simulator (the same API as CPX) until Ctrl+C."""
-    from cli_devops.simulator import serve
+    from cli_devops.simulator import WORKERS_SUPPORTED, serve
 
+    if workers is not None and reference:
+        raise click.UsageError("--workers does not apply to --reference (it is single-threaded)")
+    if workers is not None and workers > 1 and not WORKERS_SUPPORTED:
+        raise click.UsageError("--workers above 1 needs Linux (SO_REUSEPORT)")
     try:
         serve(
             host=host,
@@ -369,6 +377,7 @@ def simulate(
             slow_rate=slow_rate,
             slow_ms=slow_ms,
             chaos=chaos,
+            workers=workers or 1,
         )
     except OSError as err:
         raise click.UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None

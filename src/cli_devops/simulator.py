@@ -30,7 +30,9 @@ import hashlib
 import http.server
 import json
 import math
+import os
 import random
+import signal
 import socket
 import socketserver
 import ssl
@@ -43,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, NamedTuple, Protocol, TextIO
+from typing import Any, NamedTuple, NoReturn, Protocol, TextIO
 from urllib.parse import urlsplit
 
 from cli_devops.serving import BackgroundServer, loopback_url
@@ -104,16 +106,21 @@ class _Wave:
         self.noise_period = 3.0 + 6.0 * fractions[4]
         self.noise_phase = _TAU * fractions[5]
 
-    def value(self, base: float, now: float) -> float:
-        """Integer percentage at ``now``; an overloaded base (> 90) never drifts out of overload."""
+    def value(self, base: float, turns: float) -> float:
+        """Integer percentage at ``turns`` = 2 pi times the time; an overloaded base (> 90) never
+        drifts out of overload."""
         value = (
             base
-            + self.amplitude * math.sin(_TAU * now / self.period + self.phase)
-            + self.noise_amplitude * math.sin(_TAU * now / self.noise_period + self.noise_phase)
+            + self.amplitude * math.sin(turns / self.period + self.phase)
+            + self.noise_amplitude * math.sin(turns / self.noise_period + self.noise_phase)
         )
-        if base > _OVERLOAD:
-            value = max(value, _OVERLOAD + 1.0)
-        return float(round(min(100.0, max(0.0, value))))
+        if base > _OVERLOAD and value < _OVERLOAD + 1.0:
+            value = _OVERLOAD + 1.0
+        if value > 100.0:
+            value = 100.0
+        elif value < 0.0:
+            value = 0.0
+        return float(round(value))
 
 
 def _percent(value: float) -> str:
@@ -128,7 +135,9 @@ def _json_string(text: str) -> str:
     return json.dumps(text)
 
 
+@functools.lru_cache(maxsize=16384)
 def _metrics_body(cpu: float, memory: float, service: str) -> bytes:
+    """The JSON answer; memoised, as drifting values are whole percentages that repeat."""
     return (
         f'{{"cpu": "{_percent(cpu)}", "memory": "{_percent(memory)}", '
         f'"service": {_json_string(service)}}}'
@@ -304,7 +313,8 @@ class Fleet:
             digest = hashlib.blake2b(f"{self.seed}/{ip}".encode(), digest_size=24).digest()
             fractions = tuple(part / 65535 for part in _TWELVE_SHORTS.unpack(digest))
             waves = self._waves.setdefault(ip, (_Wave(fractions[:6]), _Wave(fractions[6:])))
-        return waves[0].value(instance.cpu, now), waves[1].value(instance.memory, now)
+        turns = _TAU * now
+        return waves[0].value(instance.cpu, turns), waves[1].value(instance.memory, turns)
 
 
 class Fault(NamedTuple):
@@ -508,6 +518,14 @@ class _BadRequest(Exception):
         self.status = status
 
 
+_HEADERS_THAT_MATTER = frozenset(
+    (b"connection", b"content-length", b"transfer-encoding", b"authorization")
+)
+"""Header names :meth:`_HttpProtocol._read_headers` acts on (the others are only checked)."""
+
+_RESPONSE_HEAD = b"%s%s%sContent-Type: application/json\r\nContent-Length: %d\r\n%s%s\r\n%s"
+"""Status line, Server (and X-Worker), Date, length, extra headers, Connection, body."""
+
 _FLOOD_HEAD = (
     b"HTTP/1.1 200 OK\r\nServer: cpx-simulator\r\nContent-Type: application/json\r\n"
     b"Connection: close\r\n\r\n"
@@ -543,6 +561,7 @@ class _HttpProtocol(asyncio.Protocol):
         self._authorization: str | None = None
         self._tail: Fault | None = None
         self._flooding = False
+        self._plain_headers: bytes | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -611,14 +630,18 @@ class _HttpProtocol(asyncio.Protocol):
         keep_alive = responses[-1][1]
         if not keep_alive:
             self._closing = True
-        payload = b"".join(response for response, _ in responses)
+        payload = responses[0][0] if len(responses) == 1 else b"".join(r for r, _ in responses)
         delay = self._server.latency_ms / 1000.0
         if delay > 0:
             self._pending.append((self._loop.time() + delay, payload, keep_alive))
             if self._timer is None:
                 self._timer = self._loop.call_at(self._pending[0][0], self._flush)
             return
-        self._write(payload, keep_alive)
+        transport = self._transport
+        if keep_alive and transport is not None and not transport.is_closing():
+            transport.write(payload)
+        else:
+            self._write(payload, keep_alive)
 
     def _flush(self) -> None:
         self._timer = None
@@ -657,8 +680,7 @@ class _HttpProtocol(asyncio.Protocol):
             transport.write(_FLOOD_CHUNK)
 
     def _handle(self, head: bytes) -> tuple[bytes, bool]:
-        line_end = head.find(b"\r\n")
-        request_line = head if line_end < 0 else head[:line_end]
+        request_line, crlf, block = head.partition(b"\r\n")
         parts = request_line.split(b" ")
         if len(parts) != 3:
             raise _BadRequest(400)
@@ -673,9 +695,9 @@ class _HttpProtocol(asyncio.Protocol):
             raise _BadRequest(400)
         keep_alive = not http10
         self._authorization = None
-        if line_end >= 0:
-            keep_alive = self._read_headers(head[line_end + 2 :], keep_alive)
-        if target.startswith((b"http://", b"https://")):
+        if crlf and block != self._plain_headers:
+            keep_alive = self._read_headers(block, keep_alive)
+        if target[:1] != b"/" and target.startswith((b"http://", b"https://")):
             target = _origin_form(target)
         path = target.decode("latin-1")
         server = self._server
@@ -685,9 +707,11 @@ class _HttpProtocol(asyncio.Protocol):
         if server.token is not None and self._authorization != f"Bearer {server.token}":
             unauthorized = Fault.answer(401, headers=(("WWW-Authenticate", "Bearer"),))
             return self._faulty(unauthorized, method, target, path, http10, keep_alive)
-        fault = server.faults(path, server.request_paths[path]) if server.faults else None
-        if fault is not None:
-            return self._faulty(fault, method, target, path, http10, keep_alive)
+        faults = server.faults
+        if faults is not None:
+            fault = faults(path, server.request_paths[path])
+            if fault is not None:
+                return self._faulty(fault, method, target, path, http10, keep_alive)
         return self._respond(method, target, path, http10, keep_alive), keep_alive
 
     def _faulty(  # noqa: PLR0913, PLR0917 -- the parsed request, as _respond takes it
@@ -739,28 +763,32 @@ class _HttpProtocol(asyncio.Protocol):
             connection = b""
         else:
             connection = b"Connection: close\r\n"
-        return b"".join(
-            (
-                _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode(),
-                b"Server: cpx-simulator\r\n",
-                self._server._date.line(time.time()),
-                b"Content-Type: application/json\r\nContent-Length: ",
-                str(len(body)).encode(),
-                b"\r\n",
-                extra,
-                connection,
-                b"\r\n",
-                b"" if head else body,
-            )
+        server = self._server
+        return _RESPONSE_HEAD % (
+            _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode(),
+            server.server_header,
+            server._date.line(time.time()),
+            len(body),
+            extra,
+            connection,
+            b"" if head else body,
         )
 
     def _read_headers(self, block: bytes, keep_alive: bool) -> bool:
-        """Apply the headers that matter; returns whether the connection stays open."""
+        """Apply the headers that matter; returns whether the connection stays open.
+
+        A block with none of them is remembered: clients repeat the same headers on every
+        request of a connection, and the next identical block is not parsed again.
+        """
+        plain = True
         for line in block.split(b"\r\n"):
             name, colon, value = line.partition(b":")
             if not colon:
                 raise _BadRequest(400)
             name = name.lower()
+            if name not in _HEADERS_THAT_MATTER:
+                continue
+            plain = False
             if name == b"connection":
                 tokens = [token.strip() for token in value.lower().split(b",")]
                 if b"close" in tokens:
@@ -779,6 +807,8 @@ class _HttpProtocol(asyncio.Protocol):
                 raise _BadRequest(501)
             elif name == b"authorization":
                 self._authorization = value.strip().decode("latin-1")
+        if plain:
+            self._plain_headers = block
         return keep_alive
 
     def _error(self, status: int) -> bytes:
@@ -806,6 +836,9 @@ class SimulatorServer:
     ``Authorization: Bearer <token>`` gets 401; ``auth_headers`` counts the Authorization values
     received (so a test can see a token did not travel). ``tls`` serves HTTPS with that context.
     Absolute-form targets (``GET http://host/path``) are answered too, as a proxy passes them.
+    ``reuse_port`` binds with ``SO_REUSEPORT`` so several processes can share the port (see
+    :class:`SimulatorWorkers`); ``worker`` adds an ``X-Worker: <worker>`` header to the answers,
+    so a client can tell which process answered.
     """
 
     def __init__(  # noqa: PLR0913 -- each keyword is one independent knob of the fake API
@@ -818,6 +851,8 @@ class SimulatorServer:
         faults: FaultPlan | None = None,
         token: str | None = None,
         tls: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+        worker: int | None = None,
     ) -> None:
         self.fleet = fleet
         self.host = host
@@ -826,6 +861,10 @@ class SimulatorServer:
         self.faults = faults
         self.token = token
         self.tls = tls
+        self.reuse_port = reuse_port
+        self.server_header = b"Server: cpx-simulator\r\n" + (
+            b"" if worker is None else f"X-Worker: {worker}\r\n".encode()
+        )
         self.url = ""
         self.request_paths: collections.Counter[str] = collections.Counter()
         self.auth_headers: collections.Counter[str] = collections.Counter()
@@ -864,6 +903,7 @@ class SimulatorServer:
                         self.port,
                         backlog=1024,
                         ssl=self.tls,
+                        reuse_port=self.reuse_port or None,
                     )
                 )
             except Exception as exc:
@@ -923,6 +963,186 @@ class SimulatorServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+WORKERS_SUPPORTED = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+"""Whether :class:`SimulatorWorkers` can run here: it needs ``fork`` and Linux's ``SO_REUSEPORT``,
+which spreads new connections evenly over the processes listening on one port."""
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+class SimulatorWorkers:
+    """:class:`SimulatorServer` in ``workers`` processes on one port, so it scales across cores.
+
+    This process binds first (port 0 is resolved here), then forks ``workers - 1`` processes
+    before any thread starts; each one, this one included, runs its own loop and listens with
+    ``SO_REUSEPORT``, so the kernel spreads connections over them. Every worker serves its own
+    copy of the same ``fleet`` (drift depends only on the seed and the clock, so they all answer
+    alike) and marks its answers ``X-Worker: <n>`` (1 is this process). Fault attempt counters
+    (``request_paths``) are per worker. :meth:`start` returns once every worker listens;
+    :meth:`stop` stops them all and reaps them, and a worker whose parent is gone stops by
+    itself. Linux only (see :data:`WORKERS_SUPPORTED`).
+    """
+
+    def __init__(  # noqa: PLR0913 -- the knobs of SimulatorServer that `simulate` uses
+        self,
+        fleet: Fleet,
+        host: str,
+        port: int,
+        workers: int,
+        *,
+        latency_ms: float = 0.0,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.fleet = fleet
+        self.host = host
+        self.port = port
+        self.workers = workers
+        self.latency_ms = latency_ms
+        self.faults = faults
+        self.url = ""
+        self.pids: list[int] = []
+        """Process ids of the forked workers (this process is worker 1)."""
+        self._server: SimulatorServer | None = None
+        self._inherited: list[int] = []
+
+    def _simulator(self, worker: int) -> SimulatorServer:
+        return SimulatorServer(
+            self.fleet,
+            self.host,
+            self.port,
+            latency_ms=self.latency_ms,
+            faults=self.faults,
+            reuse_port=True,
+            worker=worker,
+        )
+
+    def start(self) -> str:
+        """Start every worker; returns the base URL. Bind errors raise :class:`OSError`."""
+        if not WORKERS_SUPPORTED:
+            raise OSError("serving from several processes needs Linux (SO_REUSEPORT)")
+        if self._server is not None:
+            raise RuntimeError("simulator already started")
+        family, kind, proto, _, address = socket.getaddrinfo(
+            self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as reserved:
+            reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            reserved.bind(address)
+            self.port = reserved.getsockname()[1]
+            self._inherited = [reserved.fileno()]
+            try:
+                readiness = []
+                for worker in range(2, self.workers + 1):
+                    readiness.append(self._fork(worker))
+                    self._inherited.append(readiness[-1])
+                self._server = self._simulator(1)
+                self.url = self._server.start()
+                for ready in readiness:
+                    self._wait_ready(ready)
+            except BaseException:
+                self.stop()
+                raise
+        return self.url
+
+    def _fork(self, worker: int) -> int:
+        """Fork worker number ``worker``; returns the pipe it reports readiness on."""
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        read_end, write_end = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            for inherited in self._inherited:
+                os.close(inherited)
+            self._run_worker(worker, write_end, parent)
+        os.close(write_end)
+        self.pids.append(pid)
+        return read_end
+
+    def _run_worker(self, worker: int, ready: int, parent: int) -> NoReturn:
+        """The whole life of a forked worker; it never returns into the caller's code."""
+        status = 1
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _stop_on_sigterm)
+            server = self._simulator(worker)
+            try:
+                server.start()
+            except OSError as err:
+                os.write(ready, (err.strerror or str(err)).encode())
+                _exit(status)
+            os.write(ready, b"ok")
+            os.close(ready)
+            status = 0
+            try:
+                while server.wait(0.5) and os.getppid() == parent:
+                    pass
+            except KeyboardInterrupt:
+                pass
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            server.stop()
+        except BaseException:  # a forked worker must end here, whatever happened
+            status = 1
+        _exit(status)
+
+    def _wait_ready(self, ready: int) -> None:
+        chunks = []
+        try:
+            while chunk := os.read(ready, 1024):
+                chunks.append(chunk)
+        finally:
+            os.close(ready)
+        answer = b"".join(chunks)
+        if answer != b"ok":
+            raise OSError(answer.decode(errors="replace") or "a worker process failed to start")
+
+    def stop(self) -> None:
+        """Stop this process's server, then every worker (SIGTERM, then SIGKILL after 10 s)."""
+        if self._server is not None:
+            self._server.stop()
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10.0
+        for pid in self.pids:
+            while not self._reaped(pid):
+                if time.monotonic() > deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    deadline = math.inf
+                time.sleep(0.01)
+        self.pids = []
+
+    @staticmethod
+    def _reaped(pid: int) -> bool:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        return done == pid
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; False once this process's server no longer runs."""
+        return self._server is not None and self._server.wait(timeout)
+
+    def __enter__(self) -> SimulatorWorkers:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _exit(status: int) -> NoReturn:
+    os._exit(status)
 
 
 class _ReferenceHTTPServer(http.server.HTTPServer):
@@ -1035,6 +1255,19 @@ class ReferenceServer:
         self.stop()
 
 
+def _fault_notes(
+    latency_ms: float, fail_rate: float, slow_rate: float, slow_ms: float, chaos: bool
+) -> list[str]:
+    notes = [f"{latency_ms:g} ms latency"] if latency_ms > 0 else []
+    if fail_rate > 0:
+        notes.append(f"{fail_rate:.0%} failing")
+    if slow_rate > 0:
+        notes.append(f"{slow_rate:.0%} stalling {slow_ms:g} ms")
+    if chaos:
+        notes.append("chaos")
+    return notes
+
+
 def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
     *,
     host: str,
@@ -1048,16 +1281,22 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
     slow_rate: float = 0.0,
     slow_ms: float = 10_000.0,
     chaos: bool = False,
+    workers: int = 1,
 ) -> None:
     """Run a server until Ctrl+C: the blocking core of ``cli_devops simulate``.
 
-    Writes one line to ``out`` saying where it listens, then waits; KeyboardInterrupt stops the
-    server cleanly and returns. With ``reference`` the fixed reference fleet is served, so
-    ``fleet_size``, ``seed``, ``latency_ms`` and the faults do not apply. The faults are the
-    :class:`Faults` plan under the fleet's seed; ``chaos`` also adds :data:`CHAOS_JUNK` to
-    ``/servers``. Bind failures (port in use) raise :class:`OSError` for the caller to report.
+    Writes one line to ``out`` saying where it listens, then waits; KeyboardInterrupt (or
+    SIGTERM once it listens, when called from the main thread) stops the server cleanly and
+    returns. With ``workers`` above 1 the simulator is served by that many processes
+    (:class:`SimulatorWorkers`; fault attempt counters are then per worker). With ``reference``
+    the fixed reference fleet is served, so ``fleet_size``, ``seed``, ``latency_ms`` and the
+    faults do not apply (and ``workers`` must be 1). The faults are the :class:`Faults` plan
+    under the fleet's seed; ``chaos`` also adds :data:`CHAOS_JUNK` to ``/servers``. Bind failures
+    (port in use) raise :class:`OSError` for the caller to report.
     """
-    server: SimulatorServer | ReferenceServer
+    if reference and workers != 1:
+        raise ValueError("the reference server is single-threaded: it has no workers")
+    server: SimulatorServer | SimulatorWorkers | ReferenceServer
     if reference:
         server = ReferenceServer(host, port)
         url = server.start()
@@ -1067,23 +1306,29 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
         )
     else:
         fleet = Fleet.generate(fleet_size, seed)
-        faults = Faults(fail_rate, slow_rate, slow_ms, CHAOS_RATE if chaos else 0.0, fleet.seed)
+        faults = (
+            Faults(fail_rate, slow_rate, slow_ms, CHAOS_RATE if chaos else 0.0, fleet.seed)
+            if fail_rate > 0 or slow_rate > 0 or chaos
+            else None
+        )
         if chaos:
             fleet.junk_servers = list(CHAOS_JUNK)
-        server = SimulatorServer(fleet, host, port, latency_ms=latency_ms, faults=faults)
+        if workers > 1:
+            server = SimulatorWorkers(
+                fleet, host, port, workers, latency_ms=latency_ms, faults=faults
+            )
+        else:
+            server = SimulatorServer(fleet, host, port, latency_ms=latency_ms, faults=faults)
         url = server.start()
-        notes = [f"{latency_ms:g} ms latency"] if latency_ms > 0 else []
-        if fail_rate > 0:
-            notes.append(f"{fail_rate:.0%} failing")
-        if slow_rate > 0:
-            notes.append(f"{slow_rate:.0%} stalling {slow_ms:g} ms")
-        if chaos:
-            notes.append("chaos")
+        notes = [f"{workers} worker processes"] if workers > 1 else []
+        notes += _fault_notes(latency_ms, fail_rate, slow_rate, slow_ms, chaos)
         line = (
             f"CPX simulator listening on {url} "
             f"({len(fleet.instances)} instances, seed {fleet.seed}"
             f"{''.join(', ' + note for note in notes)}); press Ctrl+C to stop"
         )
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
     try:
         out.write(line + "\n")
         out.flush()
@@ -1093,3 +1338,5 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
         pass
     finally:
         server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
