@@ -237,13 +237,19 @@ def case_throughput_at_latency(sizes: Sizes, cli: list[str]) -> list[Row]:
         Row(case, "original approach: 5 threads, new connection each", secs(original.seconds),
             f"{ratio:.1f}x slower than json", ">= 20x", verdict(ratio >= 20)),
     ]  # fmt: skip
-    for label, concurrency in (("mean in flight", mean), ("peak limit", peak)):
-        floor = work / concurrency
-        rows.append(
-            Row(case, f"floor N*L/C, C = {label} {concurrency:.0f}", secs(floor),
-                f"json {times(json_run.seconds / floor)} floor", "<= 1.5x",
-                verdict(json_run.seconds <= 1.5 * floor))
-        )  # fmt: skip
+    # The concurrency used is the mean number of requests in flight (Little's law: a client
+    # holding C requests open against latency L reads N instances in N*L/C at best). The limit's
+    # peak is only a ceiling the adaptive limit reaches on its way; it is shown, not judged.
+    floor = work / mean
+    rows.append(
+        Row(case, f"floor N*L/C, C = mean in flight {mean:.0f}", secs(floor),
+            f"json {times(json_run.seconds / floor)} floor", "<= 1.5x",
+            verdict(json_run.seconds <= 1.5 * floor))
+    )  # fmt: skip
+    rows.append(
+        Row(case, f"  the same with C = the limit's peak {peak}", secs(work / peak),
+            f"json {times(json_run.seconds / (work / peak))} floor")
+    )  # fmt: skip
     rows.append(
         Row(case, "  the requests alone (from --debug, one run)", secs(fetch),
             f"{times(fetch / (work / mean))} floor at C = {mean:.0f}")
@@ -321,7 +327,7 @@ def client_choice(url: str) -> list[Row]:
     ]
 
 
-WRK_HEADERS = ("User-Agent: cli_devops/0.2.0", "Accept: */*", "Accept-Encoding: gzip, deflate")
+WRK_HEADERS = ("Accept: application/json", "Accept-Encoding: identity", "User-Agent: cli_devops")
 """The headers cli_devops sends, so wrk's requests cost the simulator what the client's do."""
 
 
