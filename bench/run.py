@@ -13,7 +13,7 @@ variants of a case take turns, run after run, so a noisy neighbour hurts them al
 2. 1,000 and 100,000 instances, 0 ms: requests per second and peak RSS.
    Simulator capacity: `wrk` (one thread per CPU, 128 connections, the client's headers, 5 s)
    saturates `cli_devops simulate --fleet 1000` with 1 worker and with `--workers` = CPU count;
-   the better rate must be >= 10x cli_devops's rate at 1,000 instances (skipped without wrk).
+   the better rate must be >= 10x cli_devops's fastest rate in case 2 (skipped without wrk).
 3. The reference-like server (single-threaded HTTP/1.0, listen backlog 5), 150 instances:
    cli_devops default vs fixed concurrency 1, 5 and 64 vs a sequential standard-library client.
 4. Start-up: `cli_devops --help` vs `python -c pass`.
@@ -258,7 +258,8 @@ def case_throughput_at_latency(sizes: Sizes, cli: list[str]) -> list[Row]:
 
 
 def case_rate_and_memory(sizes: Sizes, cli: list[str]) -> tuple[list[Row], float]:
-    """Rows of case 2, and cli_devops's requests/s past start-up at the small fleet."""
+    """Rows of case 2, and cli_devops's fastest rate: requests/s past start-up, the better of
+    the two fleet sizes."""
     rows: list[Row] = []
     case = "2. 0 ms"
     with (
@@ -275,6 +276,7 @@ def case_rate_and_memory(sizes: Sizes, cli: list[str]) -> tuple[list[Row], float
     with server("--fleet", str(sizes.large), "--seed", "1") as large:
         variant = fleet_variant(cli, large, sizes.large)
         take_turns([variant], sizes.runs)
+        client_rate = max(client_rate, past_startup_rate(variant, empty))
         rows.append(rate_row(case, variant, empty, target=None))
         rows.append(
             Row(case, f"{sizes.large:,} instances: peak RSS", f"{variant.rss_mib:.0f} MiB",
@@ -359,7 +361,8 @@ def case_capacity(sizes: Sizes, client_rate: float) -> list[Row]:
     ]  # fmt: skip
     best = max(median.values()) / client_rate
     rows.append(
-        Row(case, f"better of the two vs cli_devops ({client_rate:,.0f}/s, case 2)", times(best),
+        Row(case, f"better of the two vs cli_devops's fastest ({client_rate:,.0f}/s, case 2)",
+            times(best),
             "", ">= 10x", verdict(best >= 10))
     )  # fmt: skip
     return rows
