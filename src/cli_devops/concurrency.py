@@ -36,11 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
-INITIAL_LIMIT = 32
-"""Where slow start begins: few enough for any server that keeps connections open (load tools
-such as `hey` open 50 at once), and three round trips short of `MAX_LIMIT` instead of five from
-8, which took 4% of a 10,000-instance read. A server that closes every connection is capped at
-`CLOSE_LIMIT` by its first answer (`/servers`), before any instance is requested."""
+INITIAL_LIMIT = 8
 MAX_LIMIT = 256
 """Ceiling of the adaptive limit: each request in flight holds a connection (a file descriptor,
 and a connection the API has to serve), and near this many at 20 ms one process's event loop
@@ -53,7 +49,7 @@ SPIKE_FACTOR = 4.0
 SPIKE_MIN_SECONDS = 0.25
 """A request counts as a latency spike only when it is also this much slower than usual; a
 dropped connection attempt costs a full second, scheduling noise a few milliseconds."""
-LATENCY_FLOOR = 8
+LATENCY_FLOOR = INITIAL_LIMIT
 """Latency alone never lowers the limit below this (failures and spikes do): when this process's
 own CPU is the bottleneck, latency rises with every request added however few are in flight,
 and a handful in flight is what keeps both ends busy."""
