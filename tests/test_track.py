@@ -18,6 +18,7 @@ from typing import Any
 import pexpect
 import pytest
 
+from cli_devops.environment import Environment
 from cli_devops.simulator import SimulatorServer
 from cli_devops.track import Ticker
 
@@ -183,6 +184,35 @@ def test_track_live_view_in_a_terminal_then_summary_on_ctrl_c(sim):
     assert int(rows[0].split()[2]) >= 3
     assert rows[0].split()[3:] == ["10", "10", "10", "20", "20", "20", "100%"]
     assert rows[2].split()[3:] == ["91", "91", "91", "15", "15", "15", "0%"]
+
+
+def test_debug_lines_wait_until_the_live_view_is_closed(sim):
+    child, transcript = spawn_track(
+        sim.url, "UserService", "--interval", "0.2", options=("--debug",)
+    )
+    child.expect("poll 3 ")
+    screen, after = stop_with_ctrl_c(child, transcript)
+    assert "cli_devops: GET" not in screen  # nothing scribbled over the view ...
+    restored = after.index("\x1b[?1049l")
+    held = ANSI.sub("", after[restored:])
+    assert held.count(f"cli_devops: GET {sim.url}/servers -> 200") >= 3  # ... shown after it
+    assert held.index("cli_devops: GET") < held.index("UserService: ")  # before the summary
+
+
+def test_held_warnings_keep_the_last_lines_and_say_how_many_were_dropped():
+    err = io.StringIO()
+    env = Environment(stderr=err)
+    with env.holding_warnings(keep=2):
+        for n in range(5):
+            env.warn(f"line {n}")
+        assert err.getvalue() == ""
+    env.warn("after")
+    assert err.getvalue().splitlines() == [
+        "cli_devops: (3 earlier lines not kept)",
+        "cli_devops: line 3",
+        "cli_devops: line 4",
+        "cli_devops: after",
+    ]
 
 
 def test_ctrl_c_mid_poll_stops_at_once_and_closes_cleanly(sim):

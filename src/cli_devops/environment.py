@@ -6,11 +6,13 @@ can hand them a StringIO, a fake terminal width or an injected clock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TextIO
@@ -29,6 +31,8 @@ class Environment:
     width: int = 100
     monotonic: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = _utc_now
+    _held: deque[str] | None = field(default=None, init=False, repr=False)
+    _dropped: int = field(default=0, init=False, repr=False)
 
     @classmethod
     def from_system(cls, *, no_color: bool = False) -> Environment:
@@ -50,4 +54,25 @@ class Environment:
         """
         from cli_devops.render import terminal_safe
 
-        print(f"cli_devops: {terminal_safe(message)}", file=self.stderr)
+        line = f"cli_devops: {terminal_safe(message)}"
+        if self._held is None:
+            print(line, file=self.stderr)
+            return
+        if len(self._held) == self._held.maxlen:
+            self._dropped += 1
+        self._held.append(line)
+
+    @contextlib.contextmanager
+    def holding_warnings(self, keep: int = 1000) -> Iterator[None]:
+        """Hold `warn` lines while something else owns the terminal (the live view of `track`),
+        then print them, the last `keep` at most, once it is given back."""
+        self._held, self._dropped = deque(maxlen=keep), 0
+        try:
+            yield
+        finally:
+            held, dropped = self._held, self._dropped
+            self._held = None
+            if dropped:
+                print(f"cli_devops: ({dropped} earlier lines not kept)", file=self.stderr)
+            for line in held:
+                print(line, file=self.stderr)

@@ -233,7 +233,7 @@ class LiveScreen:
     """The live view on the terminal's alternate screen; the normal screen is restored on exit.
 
     Nothing else may write to the terminal meanwhile, so failures and unread instances are shown
-    in the view rather than on stderr.
+    in the view rather than on stderr, and `--debug` lines are held until the view is closed.
     """
 
     def __init__(self, env: Environment, state: TrackState) -> None:
@@ -241,10 +241,12 @@ class LiveScreen:
         self.state = state
         self.console: Console | None = None
         self.live: Live | None = None
+        self._holding = contextlib.ExitStack()
 
     def __enter__(self) -> LiveScreen:
         from rich.live import Live
 
+        self._holding.enter_context(self.env.holding_warnings())
         self.console = make_console(self.env, follow_resizes=True)
         self.live = Live(
             console=self.console,
@@ -263,8 +265,11 @@ class LiveScreen:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.live is not None:
-            self.live.stop()
+        try:
+            if self.live is not None:
+                self.live.stop()
+        finally:
+            self._holding.close()
 
     def redraw(self) -> None:
         from cli_devops.live import build_view
