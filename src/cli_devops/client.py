@@ -155,6 +155,7 @@ class CpxClient:
         self._base_path = self._base_url.raw_path.rstrip("/")
         self._proxied = any(settings.proxies.get(scheme) for scheme in ("http", "https"))
         self._retry_tokens = float(RETRY_BUDGET_MIN)
+        self._deadline: float | None = settings.deadline
         self._deadline_at: float | None = None
         self._jitter = random.Random()
         self._session: aiohttp.ClientSession | None = None
@@ -227,9 +228,13 @@ class CpxClient:
         if self._session is not None:
             await self._session.close()
 
-    async def servers(self) -> ServerList:
-        """The listing; reading it starts a read of the fleet (fresh retry budget and deadline)."""
-        self._start_run()
+    async def servers(self, deadline: float | None = None) -> ServerList:
+        """The listing; reading it starts a read of the fleet (fresh retry budget and deadline).
+
+        `deadline` (seconds) bounds this read instead of the settings' deadline, e.g. the
+        exporter's scrape timeout: what is not read by then fails with the deadline's reason.
+        """
+        self._start_run(deadline)
         url = f"{self.settings.base_url}/servers"
         try:
             payload = await self._get_json("/servers", MAX_SERVERS_BODY)
@@ -243,11 +248,6 @@ class CpxClient:
             raise ApiUnreachable(f"cannot read the CPX API at {url}: {err}. {hint}") from err
         except PayloadError as err:
             raise ApiUnreachable(f"unusable answer from {url}: {err}") from err
-
-    async def instance(self, ip: str) -> Instance:
-        """Read one instance, waiting for a free slot of the concurrency limit."""
-        limiter = self._limiter_or_raise()
-        return await self._read_instance(ip, limiter, await limiter.acquire())
 
     async def _read_instance(self, ip: str, limiter: FixedLimiter, ticket: Ticket) -> Instance:
         """Read one instance in the slot `ticket` holds, and give the slot back."""
@@ -312,10 +312,12 @@ class CpxClient:
         position = {ip: index for index, ip in enumerate(ips)}
         return sorted(results, key=lambda instance: position[instance.ip])
 
-    def _start_run(self) -> None:
+    def _start_run(self, deadline: float | None = None) -> None:
         """Begin one read of the fleet: a fresh retry budget and deadline."""
         self._retry_tokens = float(RETRY_BUDGET_MIN)
-        deadline = self.settings.deadline
+        if deadline is None:
+            deadline = self.settings.deadline
+        self._deadline = deadline
         self._deadline_at = None if deadline is None else time.monotonic() + deadline
 
     def _remaining(self) -> float | None:
@@ -441,7 +443,7 @@ class CpxClient:
         return {}
 
     def _deadline_reason(self) -> str:
-        return f"deadline of {self.settings.deadline:g}s reached"
+        return f"deadline of {self._deadline or 0:g}s reached"
 
     def _log(self, line: str) -> None:
         if self.settings.log is not None:

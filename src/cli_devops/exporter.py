@@ -315,34 +315,16 @@ class FleetReader:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            listing = await asyncio.wait_for(client.servers(), deadline)
-        except (ApiUnreachable, asyncio.TimeoutError) as err:
-            reason = str(err) or f"/servers did not answer within the {deadline:g}s scrape deadline"
+            listing = await client.servers(deadline=deadline)
+        except ApiUnreachable as err:
             if self._warn is not None:
-                self._warn(f"cpx_up 0: {reason}")
-            return Reading(False, [], loop.time() - started, reason)
-        ips = [ip for ip in listing.ips if self.shard.owns(ip)]
-        tasks = [asyncio.ensure_future(client.instance(ip)) for ip in ips]
-        if tasks:
-            remaining = max(0.0, started + deadline - loop.time())
-            _, pending = await asyncio.wait(tasks, timeout=remaining)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        instances = [_outcome(ip, task, deadline) for ip, task in zip(ips, tasks)]
+                self._warn(f"cpx_up 0: {err}")
+            return Reading(False, [], loop.time() - started, str(err))
+        instances = await client.instances([ip for ip in listing.ips if self.shard.owns(ip)])
         unread = sum(1 for instance in instances if instance.error is not None)
         if unread and self.settings.log is not None:
             self.settings.log(f"{unread} of {len(instances)} instances could not be read")
         return Reading(True, instances, loop.time() - started)
-
-
-def _outcome(ip: str, task: asyncio.Future[Instance], deadline: float) -> Instance:
-    if task.cancelled():
-        return Instance(ip, None, None, None, f"no answer within the {deadline:g}s scrape deadline")
-    error = task.exception()
-    if error is not None:
-        return Instance(ip, None, None, None, f"{type(error).__name__}: {error}")
-    return task.result()
 
 
 LANDING_PAGE = """<!DOCTYPE html>
