@@ -228,7 +228,7 @@ def test_summary_per_instance():
     poll(state, ins("10.0.0.2", 45, 50), ins("10.0.0.1", 30, 40))
     assert summary_title(state) == "UserService: 4 polls over 9s, 1 failed"
     out = io.StringIO()
-    Console(file=out, width=60, color_system=None).print(build_summary(state))
+    Console(file=out, width=60, color_system=None).print(build_summary(state, width=60))
     assert [line.rstrip() for line in out.getvalue().splitlines()] == [
         "UserService: 4 polls over 9s, 1 failed",
         "                             CPU       Memory",
@@ -237,6 +237,20 @@ def test_summary_per_instance():
         "10.0.0.2 Healthy       3  45  63  95  40  50  60     66%",
         "Healthy: share of its polls in which it was Healthy.",
     ]
+
+
+def test_summary_in_a_narrow_window_wraps_instead_of_cutting_figures():
+    state = make_state()
+    poll(state, ins("10.0.0.2", 95, 40), ins("10.0.0.100", 10, 20))
+    poll(state, ins("10.0.0.2", 50, 60), ins("10.0.0.100", None, None, "HTTP 500"))
+    out = io.StringIO()
+    Console(file=out, width=40, color_system=None).print(build_summary(state, width=40))
+    text = " ".join(line.strip() for line in out.getvalue().splitlines())
+    assert "…" not in text
+    assert "10.0.0.2 Healthy: 2 samples, CPU 50/72/95, memory 40/50/60, Healthy 50%" in text
+    assert "10.0.0.100 Unknown: 1 sample, CPU 10/10/10, memory 20/20/20, Healthy 50%" in text
+    assert "CPU and memory: min/avg/max." in text
+    assert max(len(line) for line in out.getvalue().splitlines()) <= 40
 
 
 def test_summary_before_any_answer():

@@ -37,7 +37,6 @@ INVALID_IP = {"error": "Invalid IP"}
 JUNK: list[object] = ["../etc/passwd", "example.com", 42, None, "10.0.0.1/servers", {"ip": 1}]
 
 
-
 def small_fleet() -> Fleet:
     return Fleet(
         {

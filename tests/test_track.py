@@ -119,9 +119,10 @@ NOISE = ("Traceback", "Aborted", "Unclosed", "Task was destroyed", "Exception ig
 
 
 def spawn_track(
-    url: str, *args: str, options: tuple[str, ...] = ()
+    url: str, *args: str, options: tuple[str, ...] = (), columns: int = 120
 ) -> tuple[pexpect.spawn, io.StringIO]:
-    """`python -m cli_devops track` in a 120x30 pseudo-terminal; returns it and its output."""
+    """`python -m cli_devops track` in a pseudo-terminal (30 rows, 120 columns unless given);
+    returns it and its output."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("CPX_URL", "NO_COLOR", "COLUMNS", "LINES")
     }
@@ -130,7 +131,7 @@ def spawn_track(
         sys.executable,
         ["-m", "cli_devops", "--cp-url", url, *options, "track", *args],
         env=env,
-        dimensions=(30, 120),
+        dimensions=(30, columns),
         encoding="utf-8",
         timeout=30,
     )
@@ -197,6 +198,16 @@ def test_debug_lines_wait_until_the_live_view_is_closed(sim):
     held = ANSI.sub("", after[restored:])
     assert held.count(f"cli_devops: GET {sim.url}/servers -> 200") >= 3  # ... shown after it
     assert held.index("cli_devops: GET") < held.index("UserService: ")  # before the summary
+
+
+def test_summary_in_a_narrow_terminal_keeps_every_figure(sim):
+    child, transcript = spawn_track(sim.url, "UserService", "--interval", "0.2", columns=44)
+    child.expect("poll 2 ")
+    _, after = stop_with_ctrl_c(child, transcript)
+    text = " ".join(line.strip() for line in ANSI.sub("", after).splitlines())
+    assert re.search(r"10\.0\.0\.10 Unhealthy: \d+ samples, CPU 91/91/91, memory 15/15/15, "
+                     r"Healthy 0%", text)  # fmt: skip
+    assert "…" not in text
 
 
 def test_held_warnings_keep_the_last_lines_and_say_how_many_were_dropped():

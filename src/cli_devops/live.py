@@ -254,20 +254,26 @@ def age(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def build_summary(state: TrackState, *, unicode: bool = True) -> RenderableType:
+def build_summary(
+    state: TrackState, *, unicode: bool = True, width: int | None = None
+) -> RenderableType:
     """What `track` leaves on the terminal when it stops: per instance since it was first seen,
     the samples read, min/avg/max CPU and memory, and the share of polls it was Healthy.
 
-    As compact as the live view (one space between columns) so it fits 60 columns.
+    As compact as the live view (one space between columns) so it fits 60 columns; in a window
+    narrower than the table (`width`), one wrapped line per instance instead, so no figure is
+    cut off.
     """
-    from rich.console import Group
+    from rich.console import Console, Group
     from rich.table import Table
     from rich.text import Text
 
     overflow: OverflowMethod = "ellipsis" if unicode else "crop"
     tracks = state.all_tracks()
+    title = Text(summary_title(state), style="bold")
     if not tracks:
-        return Group(Text(summary_title(state), style="bold"), Text("No instance was read."))
+        return Group(title, Text("No instance was read."))
+    rows = [_summary_row(state, track) for track in tracks]
     table = Table(box=None, padding=(0, 0, 0, 1), pad_edge=False, header_style="bold")
     table.add_column("IP", no_wrap=True, overflow=overflow)
     table.add_column("Status", no_wrap=True, overflow=overflow)
@@ -276,23 +282,33 @@ def build_summary(state: TrackState, *, unicode: bool = True) -> RenderableType:
         header = Text(f"{figure}\nmin avg max", justify="center")
         table.add_column(header, justify="right", no_wrap=True, overflow=overflow)
     table.add_column("Healthy", justify="right", no_wrap=True, overflow=overflow)
-    for track in tracks:
-        status = state.status_of(track)
-        cpu, memory = track.cpu.stats, track.memory.stats
-        share = track.healthy_share
-        table.add_row(
-            track.ip,
-            Text(status, style=STYLES.get(status, "")),
-            str(cpu.count),
-            _stats_cell(cpu.low, cpu.mean, cpu.high),
-            _stats_cell(memory.low, memory.mean, memory.high),
-            "-" if share is None else f"{math.floor(share)}%",
-        )
+    for ip, status, samples, cpu, memory, share in rows:
+        table.add_row(ip, Text(status, style=STYLES.get(status, "")), samples, cpu, memory, share)
     note = "Healthy: share of its polls in which it was Healthy."
-    return Group(
-        Text(summary_title(state), style="bold"),
-        table,
-        _one_line(Text(note, style="dim"), overflow),
+    if width is None or Console(width=10_000).measure(table).maximum <= width:
+        return Group(title, table, _one_line(Text(note, style="dim"), overflow))
+    lines = []
+    for ip, status, samples, cpu, memory, share in rows:
+        line = Text(f"{ip} ")
+        line.append(status, style=STYLES.get(status, ""))
+        plural = "" if samples == "1" else "s"
+        figures = f"CPU {'/'.join(cpu.split())}, memory {'/'.join(memory.split())}"
+        line.append(f": {samples} sample{plural}, {figures}, Healthy {share}")
+        lines.append(line)
+    note = "CPU and memory: min/avg/max. " + note
+    return Group(title, *lines, Text(note, style="dim"))
+
+
+def _summary_row(state: TrackState, track: InstanceTrack) -> tuple[str, str, str, str, str, str]:
+    cpu, memory = track.cpu.stats, track.memory.stats
+    share = track.healthy_share
+    return (
+        track.ip,
+        state.status_of(track),
+        str(cpu.count),
+        _stats_cell(cpu.low, cpu.mean, cpu.high),
+        _stats_cell(memory.low, memory.mean, memory.high),
+        "-" if share is None else f"{math.floor(share)}%",
     )
 
 

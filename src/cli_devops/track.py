@@ -290,7 +290,9 @@ class LiveScreen:
         from cli_devops.live import build_summary
 
         assert self.console is not None
-        self.console.print(build_summary(self.state, unicode=self._unicode()))
+        self.console.print(
+            build_summary(self.state, unicode=self._unicode(), width=self.console.size.width)
+        )
 
     def _unicode(self) -> bool:
         assert self.console is not None
