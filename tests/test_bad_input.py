@@ -59,6 +59,11 @@ def test_debug_shows_the_traceback_and_request_log(cli, sim):
         (b"{not json", "answer is not valid JSON"),
         (b'{"service": "\xff"}', "answer is not valid JSON"),
         (b"[" * 5_000 + b"]" * 5_000, "answer is nested too deeply"),
+        (b'{"cpu": ' + b"[" * 64 + b"]" * 64 + b"}", "answer is nested too deeply"),  # 65 levels
+        (
+            b'{"cpu": ' + b"[" * 63 + b"]" * 63 + b', "memory": "1%", "service": "S"}',
+            "cpu is not a percentage",
+        ),  # 64 levels: the limit
         (b"[" + b"{}," * 20_000 + b"{}]", "answer has too many arrays or objects"),
     ],
 )

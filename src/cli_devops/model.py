@@ -17,6 +17,7 @@ from cli_devops.errors import PayloadError
 
 MAX_SERVICE_NAME = 256
 MAX_CONTAINERS = 10_000
+MAX_DEPTH = 64
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
@@ -104,18 +105,37 @@ def parse_instance(ip: str, payload: object) -> Instance:
 def decode_json(body: bytes) -> object:
     """Decode an answer body; PayloadError says why it is not usable JSON.
 
-    Deeply nested input (`[[[[...`) is rejected rather than allowed to exhaust the stack, and
-    so is a body of many small arrays or objects (`[[],[],...]`), which would take dozens of
-    times its size in memory; no valid answer has more than a few.
+    Input nested deeper than `MAX_DEPTH` (`[[[[...`) is rejected, whether or not this Python's
+    parser would have run out of stack first (3.13's does not), and so is a body of many small
+    arrays or objects (`[[],[],...]`), which would take dozens of times its size in memory; no
+    valid answer has more than a few of either.
     """
-    if body.count(b"[") + body.count(b"{") > MAX_CONTAINERS:
+    containers = body.count(b"[") + body.count(b"{")
+    if containers > MAX_CONTAINERS:
         raise PayloadError("answer has too many arrays or objects")
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except RecursionError:
         raise PayloadError("answer is nested too deeply") from None
     except ValueError:
         raise PayloadError("answer is not valid JSON") from None
+    if containers > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        raise PayloadError("answer is nested too deeply")
+    return value
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels (iterative: no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (list, dict)):
+            continue
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _address(entry: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
