@@ -27,17 +27,15 @@ import gzip
 import html
 import ipaddress
 import math
-import signal
 import socket
 import socketserver
 import sys
 import threading
 import traceback
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -52,7 +50,7 @@ from cli_devops.commands import App
 from cli_devops.errors import ApiUnreachable, ExitStatus, UsageError
 from cli_devops.health import Status, Thresholds, instance_status, summarize_services
 from cli_devops.model import Instance
-from cli_devops.serving import BackgroundServer, loopback_url
+from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
 
 DEFAULT_PORT = 8095
 """Outside 9100-9999, where Prometheus's default port allocations put exporters, and away from
@@ -506,29 +504,9 @@ def run_exporter(app: App, *, listen: str = DEFAULT_LISTEN, shard: str = "0/1") 
             f"CPX API {app.base_url}); press Ctrl+C to stop\n"
         )
         app.env.stdout.flush()
-        with _stop_on_sigterm() as stopped:
-            while not stopped.wait(0.5):
-                pass
+        serve_until_stopped()
     except KeyboardInterrupt:
         pass
     finally:
         exporter.stop()
     return ExitStatus.OK
-
-
-@contextlib.contextmanager
-def _stop_on_sigterm() -> Iterator[threading.Event]:
-    """An event set by SIGTERM (how service managers stop a server), when we own the signal."""
-    stopped = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stopped
-        return
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        stopped.set()
-
-    previous = signal.signal(signal.SIGTERM, handle)
-    try:
-        yield stopped
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -1,13 +1,17 @@
-"""Serving a standard-library HTTP server from a background thread.
+"""Serving from a background thread, and the foreground wait of the serving commands.
 
 The reference-like CPX server and the Prometheus exporter both run an `http.server` this way;
-tests start them on port 0 and read the URL back.
+tests start them on port 0 and read the URL back. `simulate` and `exporter` both block in
+`serve_until_stopped` until Ctrl+C or SIGTERM.
 """
 
 from __future__ import annotations
 
+import signal
 import socketserver
 import threading
+from collections.abc import Callable
+from types import FrameType
 
 
 def loopback_url(host: str, port: int, scheme: str = "http") -> str:
@@ -53,3 +57,22 @@ class BackgroundServer:
             self.httpd.shutdown()
             self._thread.join()
         self.httpd.server_close()
+
+
+def serve_until_stopped(running: Callable[[], bool] = lambda: True) -> None:
+    """Block until SIGTERM (how service managers stop a server; only heard when called from the
+    main thread) or `running()` turning False. Ctrl+C raises KeyboardInterrupt as usual."""
+    stopped = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            stopped.set()
+
+        previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        while not stopped.wait(0.5) and running():
+            pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

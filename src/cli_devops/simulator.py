@@ -48,7 +48,7 @@ from http import HTTPStatus
 from typing import Any, NamedTuple, NoReturn, Protocol, TextIO
 from urllib.parse import urlsplit
 
-from cli_devops.serving import BackgroundServer, loopback_url
+from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
 
 SERVICE_NAMES: tuple[str, ...] = (
     "IdService",
@@ -1327,16 +1327,11 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
             f"({len(fleet.instances)} instances, seed {fleet.seed}"
             f"{''.join(', ' + note for note in notes)}); press Ctrl+C to stop"
         )
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
     try:
         out.write(line + "\n")
         out.flush()
-        while server.wait(0.5):
-            pass
+        serve_until_stopped(lambda: server.wait(0))
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
