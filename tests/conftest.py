@@ -109,6 +109,20 @@ def run_process(
     return Result(done.returncode, done.stdout, done.stderr)
 
 
+def stop_process(
+    process: subprocess.Popen[str], sig: int = signal.SIGINT, timeout: float = 60
+) -> tuple[str, str]:
+    """Send `sig` and return the rest of stdout and stderr; a process that does not end within
+    `timeout` is killed and the test fails."""
+    process.send_signal(sig)
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
 def has_ipv6_loopback() -> bool:
     if not socket.has_ipv6:
         return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from cli_devops import __version__
 from cli_devops.cli import cli as cli_group
 from cli_devops.simulator import ReferenceServer
 
-from .conftest import needs_ipv6, run_process
+from .conftest import needs_ipv6, run_process, stop_process
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 COMMANDS = sorted(cli_group.commands)
@@ -127,12 +126,7 @@ def test_simulate_command_serves_until_ctrl_c(cli):
         result = cli("--cp-url", match.group(1), "services", "-o", "json")
         assert len(json.loads(result.stdout)) == 12
     finally:
-        child.send_signal(signal.SIGINT)
-        try:
-            _, err = child.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            raise
+        _, err = stop_process(child, timeout=30)
     assert child.returncode == 0
     assert "Traceback" not in err
 

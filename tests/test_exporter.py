@@ -26,7 +26,7 @@ from cli_devops.exporter import (
 from cli_devops.health import Thresholds
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
-from .conftest import needs_ipv6
+from .conftest import needs_ipv6, stop_process
 from .scraping import GatedCpx, expected_samples, get, samples, wait_until, without_duration
 
 CPX_FAMILIES = [
@@ -371,8 +371,7 @@ def test_exporter_command_serves_until_stopped(sim, fleet, stop_signal):
         )
         found = without_duration(samples(get(url).text))
         assert found == expected_samples(fleet, cpu_threshold=95)
-        process.send_signal(stop_signal)
-        out, err = process.communicate(timeout=60)
+        out, err = stop_process(process, stop_signal)
     finally:
         process.kill()
         process.wait()
@@ -396,8 +395,7 @@ def test_exporter_command_says_on_stderr_why_cpx_up_is_0():
         answer = get(url)
         assert answer.status == 200
         assert samples(answer.text)["cpx_up", ()] == 0
-        process.terminate()
-        _, err = process.communicate(timeout=60)
+        _, err = stop_process(process, signal.SIGTERM)
     finally:
         process.kill()
         process.wait()

@@ -16,7 +16,7 @@ import pytest
 
 from cli_devops.simulator import WORKERS_SUPPORTED, Fleet, SimInstance, SimulatorServer
 
-from .conftest import hermetic_environ, run_process
+from .conftest import hermetic_environ, run_process, stop_process
 
 needs_workers = pytest.mark.skipif(
     not WORKERS_SUPPORTED, reason="several simulator processes need Linux (SO_REUSEPORT)"
@@ -108,12 +108,7 @@ def test_simulate_with_two_workers_serves_the_fleet_from_both_and_stops_them_all
         answered = {worker_of_a_new_connection(int(match.group(2))) for _ in range(40)}
         assert answered == {"1", "2"}
     finally:
-        child.send_signal(stop)
-        try:
-            rest, err = child.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            raise
+        rest, err = stop_process(child, stop, timeout=30)
     assert child.returncode == 0
     assert "Traceback" not in err
     assert rest == ""

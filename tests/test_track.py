@@ -8,7 +8,6 @@ import io
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import pytest
 from cli_devops.environment import Environment
 from cli_devops.simulator import SimulatorServer
 from cli_devops.track import Ticker
+
+from .conftest import stop_process
 
 
 def test_track_json_writes_one_object_per_poll(cli, sim, fleet):
@@ -293,8 +294,7 @@ def test_ctrl_c_ends_piped_records_cleanly(sim):
     try:
         assert process.stdout is not None
         first = [process.stdout.readline(), process.stdout.readline()]
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
+        stdout, stderr = stop_process(process)
     finally:
         process.kill()
     assert process.returncode == 0
