@@ -970,10 +970,6 @@ WORKERS_SUPPORTED = sys.platform.startswith("linux") and hasattr(socket, "SO_REU
 which spreads new connections evenly over the processes listening on one port."""
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 class SimulatorWorkers:
     """:class:`SimulatorServer` in ``workers`` processes on one port, so it scales across cores.
 
@@ -1071,27 +1067,23 @@ class SimulatorWorkers:
         status = 1
         try:
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGTERM, _stop_on_sigterm)
             server = self._simulator(worker)
             try:
                 server.start()
             except OSError as err:
                 os.write(ready, (err.strerror or str(err)).encode())
-                _exit(status)
+                os._exit(status)
             os.write(ready, b"ok")
             os.close(ready)
             status = 0
-            try:
-                while server.wait(0.5) and os.getppid() == parent:
-                    pass
-            except KeyboardInterrupt:
-                pass
+            with contextlib.suppress(KeyboardInterrupt):
+                serve_until_stopped(lambda: server.wait(0) and os.getppid() == parent)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             server.stop()
         except BaseException:  # a forked worker must end here, whatever happened
             status = 1
-        _exit(status)
+        os._exit(status)
 
     def _wait_ready(self, ready: int) -> None:
         chunks = []
@@ -1139,10 +1131,6 @@ class SimulatorWorkers:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _exit(status: int) -> NoReturn:
-    os._exit(status)
 
 
 class _ReferenceHTTPServer(http.server.HTTPServer):
