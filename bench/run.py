@@ -179,9 +179,9 @@ def take_turns(variants: Sequence[Variant], runs: int) -> None:
 
 
 def check_output(variant: Variant, output: str) -> None:
-    """A run only counts when it printed every instance."""
+    """A run only counts when it printed every instance (a piped table: a header, then rows)."""
     text = output.strip()
-    count = len(json.loads(text)) if text.startswith("[") else len(text.splitlines()) - 2
+    count = len(json.loads(text)) if text.startswith("[") else len(text.splitlines()) - 1
     if count != variant.expect:
         raise BenchError(f"{variant.name}: printed {count} instances, expected {variant.expect}")
 

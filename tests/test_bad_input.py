@@ -124,7 +124,7 @@ def test_junk_servers_entries_are_skipped_and_never_requested(cli):
         assert result.exit_code == 0
         assert [r["ip"] for r in json.loads(result.stdout)] == ["10.0.0.1", "10.0.0.2"]
         assert f"skipped {len(junk)} /servers entries that are not IP addresses" in result.stderr
-        assert "ignored 1 duplicate /servers entries" in result.stderr
+        assert "ignored 1 duplicate /servers entry\n" in result.stderr
         assert set(server.request_paths) == {"/servers", "/10.0.0.1", "/10.0.0.2"}
         assert server.request_paths["/10.0.0.1"] == 1
 

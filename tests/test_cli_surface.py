@@ -26,8 +26,8 @@ def test_demo_services_as_a_real_process():
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["IP", "Service", "Status", "CPU", "Memory"]
-    assert re.fullmatch(r"150 instances: \d+ healthy, \d+ unhealthy, 0 unknown", lines[-1])
-    assert len(lines) == 152
+    assert re.fullmatch(r"150 instances: \d+ healthy, \d+ unhealthy, 0 unknown\n", result.stderr)
+    assert len(lines) == 151
 
 
 def test_demo_fleet_has_under_replicated_services(cli):

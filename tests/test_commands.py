@@ -65,7 +65,8 @@ def test_services_table_when_piped_is_plain_aligned_text(cli, sim):
     assert lines[1].split() == ["10.0.0.1", "UserService", "Healthy", "10%", "20%"]
     assert lines[4].split() == ["10.0.0.4", "AuthService", "Unhealthy", "95%", "20%"]
     assert "50.5%" in lines[3]
-    assert lines[-1] == "10 instances: 5 healthy, 5 unhealthy, 0 unknown"
+    assert len(lines) == 11, "piped, every line of stdout is a row"
+    assert result.stderr == "10 instances: 5 healthy, 5 unhealthy, 0 unknown\n"
     assert "\x1b" not in result.stdout
 
 
@@ -140,7 +141,8 @@ def test_unhealthy_services_says_plainly_when_none(cli):
     with SimulatorServer(fleet) as server:
         result = cli("--cp-url", server.url, "unhealthy-services")
         assert result.exit_code == 0
-        assert result.stdout == "No service has fewer than 2 healthy instances.\n"
+        assert result.stdout == ""
+        assert result.stderr == "No service has fewer than 2 healthy instances.\n"
         as_json = cli("--cp-url", server.url, "unhealthy-services", "-o", "json")
         assert as_json.stdout == "[]\n"
 

@@ -20,6 +20,7 @@ import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cli_devops.app import App, report_unread
 from cli_devops.client import (
     BACKOFF_CAP,
     RETRY_BUDGET_MIN,
@@ -27,7 +28,6 @@ from cli_devops.client import (
     ClientSettings,
     parse_retry_after,
 )
-from cli_devops.commands import App, report_unread
 from cli_devops.environment import Environment
 from cli_devops.errors import PayloadError
 from cli_devops.health import Thresholds, summarize_services
@@ -675,7 +675,7 @@ def test_token_never_appears_in_any_output_or_log(cli, served, monkeypatch):
     assert "Traceback" in process.stderr
     assert TOKEN not in process.stdout + process.stderr
     settings_repr = repr(ClientSettings(base_url=good.url, token=TOKEN))
-    app_repr = repr(App(base_url=good.url, token=TOKEN))
+    app_repr = repr(App(settings=ClientSettings(base_url=good.url, token=TOKEN)))
     assert TOKEN not in settings_repr + app_repr
 
 

@@ -19,8 +19,7 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
@@ -39,11 +38,11 @@ from cli_devops.model import (
     parse_instance,
     parse_servers,
 )
+from cli_devops.settings import ClientSettings
 
 MAX_INSTANCE_BODY = 1024 * 1024
 MAX_SERVERS_BODY = 16 * 1024 * 1024
 
-DEFAULT_RETRIES = 3
 BACKOFF_FIRST = 0.1
 """The first wait before a retry is 0.1-0.2 s (jitter), then it doubles, up to BACKOFF_CAP."""
 BACKOFF_CAP = 2.0
@@ -59,46 +58,36 @@ _SECONDS = re.compile(r"[0-9]{1,10}")
 
 
 def normalize_base_url(raw: str) -> str:
-    """Accept `host:port`, `http://host:port/`, IPv6 literals in brackets; return `scheme://host:port`."""
+    """Accept `host:port`, `http://host:port/`, IPv6 literals in brackets; return `scheme://host:port`.
+
+    Raises UsageError in the tool's words (the caller names the option or variable it came from).
+    """
     text = raw.strip()
     if "://" not in text:
         text = "http://" + text
     try:
         parts = urlsplit(text)
         port = parts.port
-    except ValueError as err:
-        raise UsageError(f"invalid --cp-url {raw!r}: {err}") from None
+    except ValueError:
+        raise UsageError(f"invalid URL {raw!r}: {_port_problem(text)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"invalid --cp-url {raw!r}: expected http://HOST:PORT")
+        raise UsageError(f"invalid URL {raw!r}: expected http://HOST:PORT")
     if parts.query or parts.fragment:
-        raise UsageError(f"invalid --cp-url {raw!r}: no query or fragment allowed")
+        raise UsageError(f"invalid URL {raw!r}: no query or fragment allowed")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = f"{host}:{port}" if port is not None else host
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
-@dataclass(frozen=True)
-class ClientSettings:
-    """How to talk to one CPX API.
-
-    `timeout` bounds each attempt (connect and read), `retries` the attempts after the first,
-    `deadline` (seconds, optional) one whole read of the fleet. `token` is sent as a Bearer
-    header to the origin of `base_url` only and is kept out of repr and logs. `proxies` maps
-    a URL scheme (and "no" for the hosts to reach directly) to a proxy URL, as the standard
-    `*_proxy` environment variables do.
-    """
-
-    base_url: str
-    timeout: float = 5.0
-    concurrency: int | None = None
-    """Requests in flight at once; None adapts it to the API (see `concurrency.py`)."""
-    log: Callable[[str], None] | None = None
-    retries: int = DEFAULT_RETRIES
-    deadline: float | None = None
-    token: str | None = field(default=None, repr=False)
-    ca_cert: str | None = None
-    insecure: bool = False
-    proxies: Mapping[str, str] = field(default_factory=dict)
+def _port_problem(url: str) -> str:
+    """Why urlsplit refused `url`, said plainly (its own messages name its internals)."""
+    netloc = urlsplit(url).netloc
+    port = netloc.rpartition("]")[2].rpartition(":")[2] if ":" in netloc else ""
+    if port and not port.isdigit():
+        return f"port {port!r} is not a number"
+    if port:
+        return f"port {port} is outside 1-65535"
+    return "expected http://HOST:PORT"
 
 
 class Snapshot(NamedTuple):

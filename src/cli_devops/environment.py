@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TextIO
 
+from cli_devops.text import terminal_safe
+
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -52,8 +54,6 @@ class Environment:
 
         Made terminal-safe here, since a message may quote what the API sent.
         """
-        from cli_devops.render import terminal_safe
-
         line = f"cli_devops: {terminal_safe(message)}"
         if self._held is None:
             print(line, file=self.stderr)

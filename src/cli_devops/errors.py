@@ -33,6 +33,13 @@ class UsageError(CliDevopsError):
     exit_status = ExitStatus.USAGE
 
 
+class CannotListen(UsageError):
+    """A server command could not bind its address (in use, not on this machine, no rights)."""
+
+    def __init__(self, address: str, error: OSError) -> None:
+        super().__init__(f"cannot listen on {address}: {error.strerror or error}")
+
+
 class ApiUnreachable(CliDevopsError):
     """The CPX API could not be reached, or its /servers answer was unusable."""
 

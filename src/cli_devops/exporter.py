@@ -45,17 +45,16 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from cli_devops import __version__
-from cli_devops.client import ClientSettings, CpxClient
-from cli_devops.commands import App
-from cli_devops.errors import ApiUnreachable, ExitStatus, UsageError
+from cli_devops.app import App
+from cli_devops.client import CpxClient
+from cli_devops.errors import ApiUnreachable, CannotListen, ExitStatus, UsageError
 from cli_devops.health import Status, Thresholds, instance_status, summarize_services
 from cli_devops.model import Instance
 from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
+from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_EXPORTER_PORT, ClientSettings
 
-DEFAULT_PORT = 8095
-"""Outside 9100-9999, where Prometheus's default port allocations put exporters, and away from
-8080/8081 where CPX and the bundled simulator listen."""
-DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_PORT = DEFAULT_EXPORTER_PORT
+DEFAULT_LISTEN = DEFAULT_EXPORTER_LISTEN
 
 DEFAULT_SCRAPE_TIMEOUT = 10.0
 """Prometheus's own default scrape_timeout, used when a scrape does not send its timeout."""
@@ -488,7 +487,7 @@ class Exporter:
 def run_exporter(app: App, *, listen: str = DEFAULT_LISTEN, shard: str = "0/1") -> ExitStatus:
     """`cli_devops exporter`: serve until Ctrl+C or SIGTERM (both a normal stop, exit 0)."""
     exporter = Exporter(
-        app.client_settings(),
+        app.settings,
         thresholds=app.thresholds,
         shard=parse_shard(shard),
         address=parse_listen(listen),
@@ -497,7 +496,7 @@ def run_exporter(app: App, *, listen: str = DEFAULT_LISTEN, shard: str = "0/1") 
     try:
         url = exporter.start()
     except OSError as err:
-        raise UsageError(f"cannot listen on {listen}: {err.strerror or err}") from None
+        raise CannotListen(listen, err) from None
     try:
         app.env.stdout.write(
             f"Serving CPX metrics on {url}/metrics (shard {exporter.shard}, "

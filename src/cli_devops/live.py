@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from cli_devops.health import Status, summarize_services
 from cli_devops.history import ASCII_LEVELS, SPARK_LEVELS, InstanceTrack, TrackState, sparkline
-from cli_devops.render import STATUS_STYLES, terminal_safe
+from cli_devops.render import STATUS_STYLES
+from cli_devops.text import terminal_safe
 
 if TYPE_CHECKING:
     from rich.console import OverflowMethod, RenderableType

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from cli_devops.environment import Environment
 from cli_devops.health import ServiceSummary, Status, Thresholds, instance_status
 from cli_devops.model import Instance
+from cli_devops.text import plural, terminal_safe
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,6 +35,14 @@ STATUS_STYLES = {
 }
 
 Record = dict[str, object]
+
+
+class Output(NamedTuple):
+    """How a one-shot command writes its report: the format, and whether tables and CSV have
+    their header (and tables their summary) line."""
+
+    format: OutputFormat = "table"
+    headers: bool = True
 
 
 class Column(NamedTuple):
@@ -68,14 +77,6 @@ INSTANCE_COLUMNS = (
 REASON_COLUMN = Column("error", "Reason")
 
 
-def terminal_safe(text: str) -> str:
-    """Drop control, format and other non-printable characters (escape sequences, bidi
-    overrides, line breaks) so an API string can never move the cursor or rewrite the screen."""
-    if text.isprintable():
-        return text
-    return "".join(char for char in text if char.isprintable())
-
-
 def instance_record(instance: Instance, thresholds: Thresholds) -> Record:
     return {
         "ip": instance.ip,
@@ -96,7 +97,7 @@ def instances_report(instances: Iterable[Instance], thresholds: Thresholds) -> R
     if any(record["error"] is not None for record in records):
         columns = (*INSTANCE_COLUMNS, REASON_COLUMN)
     footer = (
-        f"{len(records)} instances: {counts['Healthy']} healthy, "
+        f"{plural(len(records), 'instance')}: {counts['Healthy']} healthy, "
         f"{counts['Unhealthy']} unhealthy, {counts['Unknown']} unknown"
     )
     return Report(records, INSTANCE_FIELDS, columns, footer, "No instances match.")
@@ -132,7 +133,7 @@ def status_report(summaries: Sequence[ServiceSummary], min_healthy: int) -> Repo
         for s in summaries
     ]
     flagged = sum(1 for s in summaries if s.status is Status.UNHEALTHY)
-    footer = f"{len(summaries)} services, {flagged} with fewer than {min_healthy} healthy instances"
+    footer = f"{plural(len(summaries), 'service')}, {flagged} with {_fewer_than(min_healthy)}"
     return Report(records, SUMMARY_FIELDS, SUMMARY_COLUMNS, footer, "No services found.")
 
 
@@ -148,9 +149,13 @@ def flagged_report(flagged: Sequence[ServiceSummary], min_healthy: int) -> Repor
     records: list[Record] = [
         {"service": s.service, "healthy": s.healthy, "instances": s.instances} for s in flagged
     ]
-    footer = f"{len(flagged)} services with fewer than {min_healthy} healthy instances"
-    empty = f"No service has fewer than {min_healthy} healthy instances."
+    footer = f"{plural(len(flagged), 'service')} with {_fewer_than(min_healthy)}"
+    empty = f"No service has {_fewer_than(min_healthy)}."
     return Report(records, FLAGGED_FIELDS, FLAGGED_COLUMNS, footer if flagged else None, empty)
+
+
+def _fewer_than(min_healthy: int) -> str:
+    return f"fewer than {plural(min_healthy, 'healthy instance')}"
 
 
 def format_cell(value: object, column: Column) -> str:
@@ -166,13 +171,52 @@ def format_cell(value: object, column: Column) -> str:
     return str(value)
 
 
-def write_report(report: Report, output: OutputFormat, env: Environment) -> None:
+def write_report(
+    report: Report, output: OutputFormat, env: Environment, *, headers: bool = True
+) -> None:
+    """Write `report` in `output`; without `headers`, tables and CSV have no header line and
+    tables no summary line (for `sort`, `awk` and `wc -l`)."""
     if output == "json":
         write_json(report.records, env)
     elif output == "csv":
-        write_csv(report.records, report.fields, env)
+        write_csv(report.records, report.fields, env, header=headers)
     else:
-        write_table(report, env)
+        write_table(report, env, headers=headers)
+
+
+class RecordWriter:
+    """Output that grows one record at a time (`track` off a terminal): a JSON object per line
+    (NDJSON), CSV rows with a `time` column and one header, or a timestamped table per poll."""
+
+    def __init__(
+        self, output: OutputFormat, env: Environment, thresholds: Thresholds, headers: bool = True
+    ) -> None:
+        self.output = output
+        self.env = env
+        self.thresholds = thresholds
+        self.headers = headers
+        self._first = True
+
+    def write(
+        self, stamp: str, service: str, instances: Sequence[Instance], error: str | None
+    ) -> None:
+        env = self.env
+        records = [instance_record(instance, self.thresholds) for instance in instances]
+        if self.output == "json":
+            line = {"time": stamp, "service": service, "instances": records, "error": error}
+            env.stdout.write(json.dumps(line) + "\n")
+        elif self.output == "csv":
+            rows = [{"time": stamp, **record} for record in records]
+            header = self.headers and self._first
+            write_csv(rows, ("time", *INSTANCE_FIELDS), env, header=header)
+        else:
+            failed = f"  (poll failed: {terminal_safe(error)})" if error else ""
+            env.stdout.write(f"{stamp}  {terminal_safe(service)}{failed}\n")
+            if not error:
+                write_table(instances_report(instances, self.thresholds), env, headers=self.headers)
+            env.stdout.write("\n")
+        self._first = False
+        env.stdout.flush()
 
 
 def write_json(records: Sequence[Record], env: Environment) -> None:
@@ -203,25 +247,33 @@ def csv_cell(value: object) -> str:
     return str(value)
 
 
-def write_table(report: Report, env: Environment) -> None:
+def write_table(report: Report, env: Environment, *, headers: bool = True) -> None:
+    """The table on stdout. Its summary line follows it on a terminal; on a pipe it goes to
+    stderr, so that every line of stdout is a row."""
     if not report.records:
         if report.empty_message:
-            env.stdout.write(report.empty_message + "\n")
+            (env.stdout if env.stdout_isatty else env.stderr).write(report.empty_message + "\n")
         return
     rows = [[format_cell(r.get(c.key), c) for c in report.columns] for r in report.records]
     console = make_console(env) if env.stdout_isatty and len(rows) <= RICH_MAX_ROWS else None
     if console is not None and supports_unicode(console):
-        _write_rich_table(report, rows, env.color, console)
+        _write_rich_table(report, rows, env.color, console, headers=headers)
     else:
-        env.stdout.write(plain_table(report.columns, rows))
-    if report.footer:
-        env.stdout.write(report.footer + "\n")
+        env.stdout.write(plain_table(report.columns, rows, headers=headers))
+    if report.footer and headers:
+        if env.stdout_isatty:
+            env.stdout.write(report.footer + "\n")
+        else:
+            env.stdout.flush()
+            env.stderr.write(report.footer + "\n")
 
 
-def plain_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> str:
+def plain_table(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], *, headers: bool = True
+) -> str:
     """Aligned columns without per-cell layout work: linear in the number of cells."""
-    headers = [column.header for column in columns]
-    widths = [len(header) for header in headers]
+    titles = [column.header for column in columns]
+    widths = [len(title) for title in titles] if headers else [0] * len(columns)
     for row in rows:
         for index, cell in enumerate(row):
             widths[index] = max(widths[index], len(cell))
@@ -238,7 +290,8 @@ def plain_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> str
                 parts.append(cell.ljust(widths[index]))
         return "  ".join(parts).rstrip()
 
-    return "\n".join([line(headers)] + [line(row) for row in rows]) + "\n"
+    lines = [line(row) for row in rows]
+    return "\n".join([line(titles), *lines] if headers else lines) + "\n"
 
 
 def make_console(env: Environment, *, follow_resizes: bool = False) -> Console:
@@ -263,12 +316,17 @@ def supports_unicode(console: Console) -> bool:
 
 
 def _write_rich_table(
-    report: Report, rows: Sequence[Sequence[str]], color: bool, console: Console
+    report: Report,
+    rows: Sequence[Sequence[str]],
+    color: bool,
+    console: Console,
+    *,
+    headers: bool = True,
 ) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    table = Table(box=None, header_style="bold", pad_edge=False, show_header=headers)
     for column in report.columns:
         table.add_column(column.header, justify="right" if column.numeric else "left")
     status_index = next(

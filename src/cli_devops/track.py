@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import signal
 from collections.abc import Callable, Coroutine
@@ -22,23 +21,20 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cli_devops.commands import App, report_unread, resolve_service, services_of
+from cli_devops.app import App, report_unread
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY, TrackState
 from cli_devops.model import Instance
 from cli_devops.render import (
-    INSTANCE_FIELDS,
     OutputFormat,
-    instance_record,
-    instances_report,
+    RecordWriter,
     make_console,
     supports_unicode,
-    terminal_safe,
-    write_csv,
-    write_table,
 )
+from cli_devops.service_names import resolve_service, services_of
+from cli_devops.text import plural
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -59,6 +55,8 @@ class TrackOptions:
     """Samples per sparkline (live view only)."""
     min_healthy: int = DEFAULT_MIN_HEALTHY
     output: OutputFormat = "table"
+    headers: bool = True
+    """Header lines in table and CSV records."""
 
 
 def rfc3339(moment: datetime) -> str:
@@ -120,7 +118,7 @@ def track(app: App, service: str, options: TrackOptions | None = None) -> ExitSt
     if options.output == "table" and env.stdout_isatty:
         sink = LiveScreen(env, state)
     else:
-        sink = Records(app, options.output)
+        sink = Records(app, RecordWriter(options.output, env, app.thresholds, options.headers))
     with sink:
         _run_until_interrupted(_track(app, service, state, sink, options))
     if isinstance(sink, LiveScreen):
@@ -129,7 +127,8 @@ def track(app: App, service: str, options: TrackOptions | None = None) -> ExitSt
     incomplete = state.failed + state.partial
     if app.strict and incomplete:
         raise IncompleteData(
-            f"{incomplete} of {state.polls} polls were incomplete and --strict was given"
+            f"{incomplete} of {plural(state.polls, 'poll')} "
+            f"{'was' if incomplete == 1 else 'were'} incomplete"
         )
     return ExitStatus.OK
 
@@ -180,7 +179,7 @@ async def _poll_loop(
     env = app.env
     ticker = Ticker(options.interval, env.monotonic)
     name: str | None = None
-    async with CpxClient(app.client_settings()) as client:
+    async with CpxClient(app.settings) as client:
         while options.count is None or state.polls < options.count:
             await asyncio.sleep(ticker.delay())
             state.begin_poll(env.monotonic())
@@ -205,10 +204,9 @@ async def _poll_loop(
 class Records:
     """Piped output: one record per poll, and failures and unread instances on stderr."""
 
-    def __init__(self, app: App, output: OutputFormat) -> None:
+    def __init__(self, app: App, writer: RecordWriter) -> None:
         self.app = app
-        self.output = output
-        self.first = True
+        self.writer = writer
 
     def __enter__(self) -> Records:
         return self
@@ -225,8 +223,7 @@ class Records:
             env.warn(poll.error)
         if snapshot is not None:
             report_unread(snapshot.unread, len(snapshot.instances), env)
-        _emit(self.app, poll, self.output, first=self.first)
-        self.first = False
+        self.writer.write(rfc3339(poll.moment), poll.service, poll.members, poll.error)
 
 
 class LiveScreen:
@@ -305,22 +302,3 @@ class LiveScreen:
 
     def show(self, poll: Poll, snapshot: Snapshot | None = None) -> None:
         self.redraw()
-
-
-def _emit(app: App, poll: Poll, output: OutputFormat, *, first: bool) -> None:
-    env = app.env
-    stamp = rfc3339(poll.moment)
-    records = [instance_record(instance, app.thresholds) for instance in poll.members]
-    if output == "json":
-        line = {"time": stamp, "service": poll.service, "instances": records, "error": poll.error}
-        env.stdout.write(json.dumps(line) + "\n")
-    elif output == "csv":
-        rows = [{"time": stamp, **record} for record in records]
-        write_csv(rows, ("time", *INSTANCE_FIELDS), env, header=first)
-    else:
-        failed = f"  (poll failed: {terminal_safe(poll.error)})" if poll.error else ""
-        env.stdout.write(f"{stamp}  {terminal_safe(poll.service)}{failed}\n")
-        if not poll.error:
-            write_table(instances_report(poll.members, app.thresholds), env)
-        env.stdout.write("\n")
-    env.stdout.flush()

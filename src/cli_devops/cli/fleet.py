@@ -1,0 +1,143 @@
+"""The commands that read the fleet and show it: services, status, unhealthy-services, track."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cli_devops.cli.options import (
+    FLEET_VIEW,
+    GlobalValues,
+    global_options,
+    min_healthy_option,
+    output_options,
+)
+
+
+@click.command()
+@click.option("--service", metavar="NAME", help="Only instances of this service.")
+@click.option("--status", type=click.Choice(["healthy", "unhealthy", "unknown"],
+              case_sensitive=False), help="Only instances with this status.")  # fmt: skip
+@click.option(
+    "--sort",
+    type=click.Choice(["ip", "service", "status", "cpu", "memory"], case_sensitive=False),
+    default="ip",
+    show_default=True,
+    help="Row order; cpu and memory put the busiest first.",
+)
+@output_options
+@global_options(*FLEET_VIEW)
+def services(
+    options: GlobalValues,
+    service: str | None,
+    status: str | None,
+    sort: str,
+    output: Any,
+    no_headers: bool,
+) -> int:
+    """List running instances: IP, service, status, CPU and memory."""
+    from cli_devops import commands
+    from cli_devops.cli.make_app import make_app
+    from cli_devops.render import Output
+
+    app = make_app(click.get_current_context(), options)
+    return commands.services(
+        app, service=service, status=status, sort=sort, output=Output(output, not no_headers)
+    )
+
+
+@click.command()
+@click.option("--service", metavar="NAME", help="Only this service.")
+@min_healthy_option
+@output_options
+@global_options(*FLEET_VIEW)
+def status(
+    options: GlobalValues, service: str | None, min_healthy: int, output: Any, no_headers: bool
+) -> int:
+    """Average CPU and memory per service, with healthy/unhealthy/unknown counts."""
+    from cli_devops import commands
+    from cli_devops.cli.make_app import make_app
+    from cli_devops.render import Output
+
+    app = make_app(click.get_current_context(), options)
+    return commands.status(
+        app, service=service, min_healthy=min_healthy, output=Output(output, not no_headers)
+    )
+
+
+@click.command("unhealthy-services")
+@min_healthy_option
+@output_options
+@global_options(*FLEET_VIEW)
+def unhealthy_services(
+    options: GlobalValues, min_healthy: int, output: Any, no_headers: bool
+) -> int:
+    """Services with fewer than --min-healthy healthy instances (exit 1 if any)."""
+    from cli_devops import commands
+    from cli_devops.cli.make_app import make_app
+    from cli_devops.render import Output
+
+    app = make_app(click.get_current_context(), options)
+    return commands.unhealthy_services(
+        app, min_healthy=min_healthy, output=Output(output, not no_headers)
+    )
+
+
+@click.command()
+@click.argument("service_arg", metavar="SERVICE", required=False)
+@click.option("--service", metavar="NAME", help="The service to track (or give it as SERVICE).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time between polls.",
+)
+@click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N polls.")
+@click.option(
+    "--history",
+    type=click.IntRange(1, 1000),
+    default=30,
+    show_default=True,
+    metavar="N",
+    help="Samples in each sparkline of the live view.",
+)
+@min_healthy_option
+@output_options
+@global_options(*FLEET_VIEW)
+def track(
+    options: GlobalValues,
+    service_arg: str | None,
+    service: str | None,
+    interval: float,
+    count: int | None,
+    history: int,
+    min_healthy: int,
+    output: Any,
+    no_headers: bool,
+) -> int:
+    """Follow CPU and memory of every instance of SERVICE until Ctrl+C (or q).
+
+    On a terminal: a live view with trends, then a summary. Piped or with -o json/csv: one
+    record per poll. Also available as `service-track`.
+    """
+    from cli_devops import track as tracking
+    from cli_devops.cli.make_app import make_app
+
+    name = service_arg or service
+    if not name:
+        raise click.UsageError("give the service to track: cli_devops track SERVICE")
+    if service_arg and service and service_arg != service:
+        raise click.UsageError("give the service once, as SERVICE or --service")
+    app = make_app(click.get_current_context(), options)
+    track_options = tracking.TrackOptions(
+        interval=interval,
+        count=count,
+        history=history,
+        min_healthy=min_healthy,
+        output=output,
+        headers=not no_headers,
+    )
+    return tracking.track(app, name, track_options)

@@ -1,0 +1,76 @@
+"""From merged global options to the `App` a command runs with.
+
+The only place that knows both the option names and the library's settings: library errors come
+back here in the library's words, and the flag or variable the user actually gave is named.
+"""
+
+from __future__ import annotations
+
+import click
+
+from cli_devops.app import App
+from cli_devops.cli.options import GlobalValues
+from cli_devops.environment import Environment
+from cli_devops.errors import UsageError
+from cli_devops.health import Thresholds
+from cli_devops.settings import ClientSettings
+
+DEMO_SEED = 7
+DEMO_FLEET = 150
+
+
+def make_environment(options: GlobalValues) -> Environment:
+    no_color = bool(options.values.get("no_color", False))
+    return Environment.from_system(no_color=no_color)
+
+
+def make_app(ctx: click.Context, options: GlobalValues) -> App:
+    """The App for a command that reads the fleet; `--demo` starts the simulator for the
+    lifetime of `ctx`."""
+    from urllib.request import getproxies_environment
+
+    from cli_devops.client import normalize_base_url
+
+    env = make_environment(options)
+    debug = bool(options["debug"])
+    if options["ca_cert"] and options["insecure"]:
+        raise click.UsageError("give --ca-cert or --insecure, not both")
+    if options["demo"]:
+        if options.given("cp_url"):
+            env.warn(f"--demo: using the bundled simulator, not {options.given_as['cp_url']}")
+        base_url = _start_demo(ctx)
+    else:
+        try:
+            base_url = normalize_base_url(options["cp_url"])
+        except UsageError as err:
+            raise UsageError(f"{options.given_as.get('cp_url', '--cp-url')}: {err}") from None
+    if options["insecure"] and base_url.startswith("https://"):
+        env.warn("--insecure: TLS certificates are not verified")
+    settings = ClientSettings(
+        base_url=base_url,
+        timeout=options["timeout"],
+        concurrency=options["concurrency"],
+        log=env.warn if debug else None,
+        retries=options["retries"],
+        deadline=options["deadline"],
+        token=options["token"],
+        ca_cert=options["ca_cert"],
+        insecure=options["insecure"],
+        proxies=getproxies_environment(),
+    )
+    return App(
+        settings=settings,
+        thresholds=Thresholds(cpu=options["cpu_threshold"], memory=options["mem_threshold"]),
+        env=env,
+        strict=bool(options.values.get("strict", False)),
+        debug=debug,
+    )
+
+
+def _start_demo(ctx: click.Context) -> str:
+    from cli_devops.simulator import Fleet, SimulatorServer
+
+    server = SimulatorServer(Fleet.generate(DEMO_FLEET, seed=DEMO_SEED))
+    url = server.start()
+    ctx.call_on_close(server.stop)
+    return url

@@ -1,0 +1,249 @@
+"""Global options: declared once here, accepted before or after the command (as kubectl accepts
+its flags anywhere), and merged by one rule: the command line wins over the environment variable,
+which wins over the built-in default; a value given after the command wins over one before it.
+
+Each command declares which global options it uses (`global_options(...)`), so its `--help`
+lists those; one given before a command that does nothing with it is a usage error naming it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from cli_devops.health import DEFAULT_MIN_HEALTHY, DEFAULT_THRESHOLD
+from cli_devops.settings import DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_URL
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RunState:
+    """What `run` needs to know after parsing, even when parsing or the command failed."""
+
+    debug = False
+
+
+RUN = RunState()
+
+GIVEN_BEFORE = "cli_devops.given_before_command"
+"""Key in the group context's `meta`: the global options given before the command."""
+
+PERCENT = click.FloatRange(0, 100)
+OUTPUT_FORMATS = ("table", "json", "csv")
+
+
+def _check_token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An empty token is no token; anything but visible ASCII cannot go in a header.
+
+    The value is never repeated in the error: it is a secret.
+    """
+    if not value:
+        return None
+    if not all("!" <= char <= "~" for char in value):
+        raise click.BadParameter("must be visible ASCII characters only (no spaces)")
+    return value
+
+
+@dataclass(frozen=True)
+class GlobalOption:
+    """One global option: its click declaration, built anew for each command that takes it."""
+
+    flag: str
+    attrs: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def envvar(self) -> str | None:
+        value = self.attrs.get("envvar")
+        return value if isinstance(value, str) else None
+
+    def option(self, *, before_command: bool = False) -> click.Option:
+        """The click option; before the command it takes no environment variable (the command
+        reads that), so an unusable variable never fails a command that does not use it."""
+        attrs = dict(self.attrs)
+        if before_command:
+            attrs.pop("envvar", None)
+            attrs.pop("callback", None)
+        return click.Option([self.flag], **attrs)
+
+
+GLOBALS: tuple[GlobalOption, ...] = (
+    GlobalOption("--cp-url", {
+        "envvar": "CPX_URL", "default": DEFAULT_URL, "show_default": True, "metavar": "URL",
+        "help": "Base URL of the CPX API (env CPX_URL); host:port and [IPv6]:port are accepted.",
+    }),
+    GlobalOption("--cpu-threshold", {
+        "type": PERCENT, "default": DEFAULT_THRESHOLD, "show_default": True, "metavar": "PCT",
+        "help": "An instance above this CPU % is Unhealthy.",
+    }),
+    GlobalOption("--mem-threshold", {
+        "type": PERCENT, "default": DEFAULT_THRESHOLD, "show_default": True, "metavar": "PCT",
+        "help": "An instance above this memory % is Unhealthy.",
+    }),
+    GlobalOption("--timeout", {
+        "type": click.FloatRange(min=0, min_open=True), "default": DEFAULT_TIMEOUT,
+        "show_default": True, "metavar": "SECONDS",
+        "help": "Timeout of each attempt of an API request, connect and read together.",
+    }),
+    GlobalOption("--concurrency", {
+        "type": click.IntRange(min=1, max=1024), "default": None, "metavar": "N",
+        "help": "Requests in flight at once [default: adapts to the API].",
+    }),
+    GlobalOption("--retries", {
+        "type": click.IntRange(0, 10), "default": DEFAULT_RETRIES, "show_default": True,
+        "metavar": "N",
+        "help": "Retries of a request that failed in a way that may pass (timeout, 5xx, 429, "
+        "reset).",
+    }),
+    GlobalOption("--deadline", {
+        "type": click.FloatRange(min=0, min_open=True), "metavar": "SECONDS",
+        "help": "Give up on what is still unread after this long (per poll or scrape).",
+    }),
+    GlobalOption("--strict", {
+        "is_flag": True, "help": "Exit 4 when any instance could not be read.",
+    }),
+    GlobalOption("--token", {
+        "envvar": "CPX_TOKEN", "metavar": "TOKEN", "callback": _check_token,
+        "help": "Bearer token for the CPX API (env CPX_TOKEN, preferred); never printed.",
+    }),
+    GlobalOption("--ca-cert", {
+        "type": click.Path(exists=True, dir_okay=False), "metavar": "FILE",
+        "help": "Trust the CA certificates in this PEM file for https:// URLs.",
+    }),
+    GlobalOption("--insecure", {
+        "is_flag": True, "help": "Do not verify TLS certificates (testing only).",
+    }),
+    GlobalOption("--demo", {
+        "is_flag": True, "help": "Use the bundled CPX simulator; no server needed.",
+    }),
+    GlobalOption("--no-color", {
+        "is_flag": True, "help": "No colour (also when NO_COLOR is set).",
+    }),
+    GlobalOption("--debug", {
+        "is_flag": True, "help": "Log requests and show tracebacks on stderr.",
+    }),
+)  # fmt: skip
+BY_NAME = {option.name: option for option in GLOBALS}
+
+CONNECTION = (
+    "cp_url", "timeout", "concurrency", "retries", "deadline", "token", "ca_cert", "insecure",
+    "demo",
+)  # fmt: skip
+THRESHOLDS = ("cpu_threshold", "mem_threshold")
+FLEET_VIEW = (*CONNECTION, *THRESHOLDS, "strict", "no_color")
+"""What the commands that read the fleet and show it take."""
+EVERYWHERE = ("debug",)
+
+
+@dataclass(frozen=True)
+class GlobalValues:
+    """The merged global options of one command, and how each was given (for messages)."""
+
+    values: Mapping[str, Any]
+    given_as: Mapping[str, str]
+    """`--cp-url` or `CPX_URL` for each option not left at its default."""
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def given(self, name: str) -> bool:
+        return name in self.given_as
+
+
+def global_options(*names: str) -> Callable[[F], F]:
+    """Give a command the global options `names` (and `--debug`); its callback then receives
+    them merged as one `GlobalValues` argument, `options`."""
+    taken = (*names, *EVERYWHERE)
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            local = {name: kwargs.pop(name) for name in taken}
+            options = merge(click.get_current_context(), local)
+            RUN.debug = bool(options["debug"])
+            return func(options=options, **kwargs)
+
+        for name in reversed(taken):
+            wrapper.__click_params__ = [  # type: ignore[attr-defined]
+                *getattr(wrapper, "__click_params__", []),
+                BY_NAME[name].option(),
+            ]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def before_command_options(func: F) -> F:
+    """Every global option on the group, for `cli_devops --cp-url URL services`."""
+    for option in reversed(GLOBALS):
+        func.__click_params__ = [  # type: ignore[attr-defined]
+            *getattr(func, "__click_params__", []),
+            option.option(before_command=True),
+        ]
+    return func
+
+
+def given_on_command_line(ctx: click.Context, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in values.items()
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    }
+
+
+def merge(ctx: click.Context, local: Mapping[str, Any]) -> GlobalValues:
+    """One command's global options: after the command > before it > environment > default."""
+    before: Mapping[str, Any] = ctx.parent.meta.get(GIVEN_BEFORE, {}) if ctx.parent else {}
+    unused = [name for name in before if name not in local]
+    if unused:
+        flags = ", ".join(BY_NAME[name].flag for name in unused)
+        raise click.UsageError(f"{flags} does nothing for '{ctx.info_name}'", ctx)
+    values: dict[str, Any] = {}
+    given_as: dict[str, str] = {}
+    for name, value in local.items():
+        source = ctx.get_parameter_source(name)
+        option = BY_NAME[name]
+        if source is ParameterSource.COMMANDLINE:
+            values[name], given_as[name] = value, option.flag
+        elif name in before:
+            values[name], given_as[name] = before[name], option.flag
+        else:
+            values[name] = value
+            if source is ParameterSource.ENVIRONMENT and option.envvar:
+                given_as[name] = option.envvar
+    return GlobalValues(values, given_as)
+
+
+def output_options(func: F) -> F:
+    """`-o table|json|csv` and `--no-headers`, declared once for every command that prints."""
+    func = click.option(
+        "--no-headers",
+        is_flag=True,
+        help="Tables and CSV without the header line (and tables without the summary line).",
+    )(func)
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(OUTPUT_FORMATS, case_sensitive=False),
+        default="table",
+        show_default=True,
+        help="Output format; json and csv are for scripts (see README for the fields).",
+    )(func)
+
+
+def min_healthy_option(func: F) -> F:
+    return click.option(
+        "--min-healthy",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MIN_HEALTHY,
+        show_default=True,
+        help="A service with fewer healthy instances than this is flagged.",
+    )(func)

@@ -1,0 +1,91 @@
+"""The commands that serve until stopped: the Prometheus exporter and the bundled simulator."""
+
+from __future__ import annotations
+
+import click
+
+from cli_devops.cli.options import CONNECTION, THRESHOLDS, GlobalValues, global_options
+from cli_devops.errors import CannotListen, ExitStatus
+from cli_devops.settings import DEFAULT_EXPORTER_LISTEN
+
+
+@click.command()
+@click.option("--listen", default=DEFAULT_EXPORTER_LISTEN, show_default=True, metavar="HOST:PORT",
+              help="Address to serve on; 0.0.0.0:PORT (or :PORT) for every interface.")  # fmt: skip
+@click.option("--shard", default="0/1", show_default=True, metavar="K/N",
+              help="Export only shard K of N of the fleet (a stable hash of the IP).")  # fmt: skip
+@global_options(*CONNECTION, *THRESHOLDS)
+def exporter(options: GlobalValues, listen: str, shard: str) -> int:
+    """Serve the fleet as Prometheus metrics, read from CPX at every scrape."""
+    from cli_devops.cli.make_app import make_app
+    from cli_devops.exporter import run_exporter
+
+    app = make_app(click.get_current_context(), options)
+    return run_exporter(app, listen=listen, shard=shard)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True)
+@click.option("--fleet", "fleet_size", type=click.IntRange(1, 1_000_000), default=150,
+              show_default=True, help="Number of instances.")  # fmt: skip
+@click.option("--seed", type=int, help="Seed for a reproducible fleet.")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Delay every answer by this much.")  # fmt: skip
+@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, metavar="P",
+              help="Share of requests answered 503 or with a dropped connection.")  # fmt: skip
+@click.option("--slow-rate", type=click.FloatRange(0, 1), default=0.0, metavar="P",
+              help="Share of requests whose body stalls for --slow-ms.")  # fmt: skip
+@click.option("--slow-ms", type=click.FloatRange(min=0), default=10_000.0, show_default=True,
+              help="How long a slow answer stalls.")  # fmt: skip
+@click.option("--chaos", is_flag=True,
+              help="A quarter of the instances answer malformed, oversize or malicious "
+                   "payloads, and /servers lists junk entries.")  # fmt: skip
+@click.option("--reference", is_flag=True,
+              help="Behave like the reference server: single-threaded HTTP/1.0, backlog 5, "
+                   "its 150 instances, fresh random values per request.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Serve from N processes on the same port, to use N cores (Linux; "
+                   "default 1; fault attempt counters are per process).")  # fmt: skip
+@global_options()
+def simulate(
+    options: GlobalValues,
+    host: str,
+    port: int,
+    fleet_size: int,
+    seed: int | None,
+    latency_ms: float,
+    fail_rate: float,
+    slow_rate: float,
+    slow_ms: float,
+    chaos: bool,
+    reference: bool,
+    workers: int | None,
+) -> int:
+    """Run the bundled CPX simulator (the same API as CPX) until Ctrl+C."""
+    from cli_devops.cli.make_app import make_environment
+    from cli_devops.simulator import WORKERS_SUPPORTED, serve
+
+    if workers is not None and reference:
+        raise click.UsageError("--workers does not apply to --reference (it is single-threaded)")
+    if workers is not None and workers > 1 and not WORKERS_SUPPORTED:
+        raise click.UsageError("--workers above 1 needs Linux (SO_REUSEPORT)")
+    env = make_environment(options)
+    try:
+        serve(
+            host=host,
+            port=port,
+            fleet_size=fleet_size,
+            seed=seed,
+            reference=reference,
+            latency_ms=latency_ms,
+            out=env.stdout,
+            fail_rate=fail_rate,
+            slow_rate=slow_rate,
+            slow_ms=slow_ms,
+            chaos=chaos,
+            workers=workers or 1,
+        )
+    except OSError as err:
+        raise CannotListen(f"{host}:{port}", err) from None
+    return ExitStatus.OK

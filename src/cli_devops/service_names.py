@@ -1,0 +1,71 @@
+"""Service names as a user types them: matched to the names the API uses, or suggested.
+
+Pure functions, shared by every command that takes a service name (`services --service`,
+`status --service`, `track`), so they all accept and suggest alike.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from cli_devops.errors import UsageError
+from cli_devops.model import Instance
+from cli_devops.text import terminal_safe
+
+MAX_SUGGESTIONS = 3
+MAX_LISTED = 20
+
+
+def services_of(instances: Iterable[Instance]) -> set[str]:
+    """The service names present (instances that could not be read at all have none)."""
+    return {instance.service for instance in instances if instance.service is not None}
+
+
+def resolve_service(name: str, known: Iterable[str]) -> str:
+    """The service as the API spells it; a case-insensitive match is accepted when unique.
+
+    Raises UsageError otherwise, suggesting the names that contain what was typed (any case),
+    or failing that the closest spellings, or failing that the names there are.
+    """
+    names = sorted(set(known))
+    if name in names:
+        return name
+    folded = [known_name for known_name in names if known_name.lower() == name.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    close = suggestions(name, names)
+    if close:
+        hint = f"; did you mean {' or '.join(map(terminal_safe, close))}?"
+    elif names:
+        hint = f"; known services: {', '.join(map(terminal_safe, names[:MAX_LISTED]))}"
+    else:
+        hint = "; no service was read"
+    raise UsageError(f"no service named {terminal_safe(name)!r}{hint}")
+
+
+def suggestions(name: str, names: Iterable[str]) -> list[str]:
+    """Names that start with or contain `name` (case-insensitive), else names it abbreviates
+    (`usr` for UserService: same first letter, the rest in order), else the closest spellings."""
+    names = sorted(set(names))
+    wanted = name.strip().lower()
+    if wanted:
+        prefixed = [known for known in names if known.lower().startswith(wanted)]
+        if prefixed:
+            return prefixed[:MAX_SUGGESTIONS]
+        containing = [known for known in names if wanted in known.lower()]
+        if containing:
+            return containing[:MAX_SUGGESTIONS]
+        abbreviating = [known for known in names if _abbreviates(wanted, known.lower())]
+        if abbreviating:
+            return abbreviating[:MAX_SUGGESTIONS]
+    by_folded = {known.lower(): known for known in names}
+    close = difflib.get_close_matches(wanted, list(by_folded), n=MAX_SUGGESTIONS, cutoff=0.75)
+    return [by_folded[folded] for folded in close]
+
+
+def _abbreviates(short: str, name: str) -> bool:
+    if len(short) < 2 or short[0] != name[0]:
+        return False
+    rest = iter(name[1:])
+    return all(char in rest for char in short[1:])

@@ -1,0 +1,43 @@
+"""How to reach one CPX API, and the one home of every default a command starts from.
+
+A plain dataclass with no network library behind it, so the command-line layer can show the
+defaults in `--help` and build the settings without paying for the HTTP client's import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_URL = "http://localhost:8081"
+"""Where the reference CPX server listens when started as `python3 cpx_server.py 8081`."""
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_RETRIES = 3
+DEFAULT_EXPORTER_PORT = 8095
+"""Outside 9100-9999, where Prometheus's default port allocations put exporters, and away from
+8080/8081 where CPX and the bundled simulator listen."""
+DEFAULT_EXPORTER_LISTEN = f"127.0.0.1:{DEFAULT_EXPORTER_PORT}"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How to talk to one CPX API.
+
+    `timeout` bounds each attempt (connect and read), `retries` the attempts after the first,
+    `deadline` (seconds, optional) one whole read of the fleet. `token` is sent as a Bearer
+    header to the origin of `base_url` only and is kept out of repr and logs. `proxies` maps
+    a URL scheme (and "no" for the hosts to reach directly) to a proxy URL, as the standard
+    `*_proxy` environment variables do.
+    """
+
+    base_url: str = DEFAULT_URL
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int | None = None
+    """Requests in flight at once; None adapts it to the API (see `concurrency.py`)."""
+    log: Callable[[str], None] | None = None
+    retries: int = DEFAULT_RETRIES
+    deadline: float | None = None
+    token: str | None = field(default=None, repr=False)
+    ca_cert: str | None = None
+    insecure: bool = False
+    proxies: Mapping[str, str] = field(default_factory=dict)
