@@ -6,6 +6,7 @@ Every error a user can cause or meet is a `CliDevopsError` carrying the exit sta
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 
 
@@ -37,7 +38,8 @@ class CannotListen(UsageError):
     """A server command could not bind its address (in use, not on this machine, no rights)."""
 
     def __init__(self, address: str, error: OSError) -> None:
-        super().__init__(f"cannot listen on {address}: {error.strerror or error}")
+        reason = os.strerror(error.errno) if error.errno else (error.strerror or str(error))
+        super().__init__(f"cannot listen on {address}: {reason}")
 
 
 class ApiUnreachable(CliDevopsError):
