@@ -140,3 +140,25 @@ def test_simulate_on_a_busy_port_is_a_usage_error():
     assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    root = README.parent
+    pages = [README, *sorted((root / "docs").glob("*.md"))]
+    for page in pages:
+        text = page.read_text()
+        anchors = {_anchor(heading) for heading in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, fragment = target.partition("#")
+            if path:
+                assert (page.parent / path).exists(), f"{page.name}: {target}"
+            elif fragment:
+                assert fragment in anchors, f"{page.name}: {target}"
+
+
+def _anchor(heading: str) -> str:
+    """The fragment GitHub gives a heading: lower case, punctuation dropped, spaces as '-'."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")

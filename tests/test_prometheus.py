@@ -245,5 +245,6 @@ def test_the_test_command_installs_prometheus_and_the_readme_says_so():
     assert "apt-get install -y --no-install-recommends prometheus" in makefile
     readme = (ROOT / "README.md").read_text()
     assert "installs the Debian package `prometheus` when `promtool`" in readme
+    guide = (ROOT / "docs" / "prometheus.md").read_text().split("## Run with Prometheus", 1)[1]
     for path in ("prometheus.yml", "alerts.yml", "alerts_test.yml", "cpx-fleet.json"):
-        assert path in readme.split("## Run with Prometheus", 1)[1]
+        assert path in guide

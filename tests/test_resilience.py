@@ -52,7 +52,7 @@ from cli_devops.simulator import (
 
 from .conftest import hermetic_environ, run_process
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+FAILURE_DOC = Path(__file__).resolve().parent.parent / "docs" / "failure-behaviour.md"
 TOKEN = "s3cr3t-T0ken.abc_XYZ"
 
 CHAOS_REASONS: dict[str, str | None] = {
@@ -931,7 +931,7 @@ def test_every_rejection_has_a_reason_from_the_documented_list(payload):
         )
 
 
-# The README states each guarantee, and each has a test here.
+# docs/failure-behaviour.md states each guarantee and names the tests here that prove it.
 
 GUARANTEES: dict[str, list[Callable[..., None]]] = {
     "Retries": [
@@ -989,8 +989,17 @@ GUARANTEES: dict[str, list[Callable[..., None]]] = {
 }
 
 
-def test_readme_failure_behaviour_states_each_tested_guarantee():
-    text = README.read_text()
-    section = text.split("## Failure behaviour", 1)[1].split("\n## ", 1)[0]
-    stated = re.findall(r"^- \*\*(.+?)\.?\*\*", section, flags=re.MULTILINE)
+def node_id(test: Callable[..., None]) -> str:
+    return f"{test.__module__.rsplit('.', 1)[-1]}.py::{test.__name__}"
+
+
+def test_failure_behaviour_doc_states_each_guarantee_next_to_its_tests():
+    text = FAILURE_DOC.read_text()
+    stated = re.findall(r"^- \*\*(.+?)\.?\*\*", text, flags=re.MULTILINE)
     assert stated == list(GUARANTEES)
+    table = text.split("## Which tests prove each guarantee", 1)[1]
+    rows = dict(re.findall(r"^\| (.+?) \| (.+?) \|$", table, flags=re.MULTILINE)[1:])
+    assert list(rows) == list(GUARANTEES)
+    for guarantee, tests in GUARANTEES.items():
+        named = re.findall(r"`([\w:.]+)`", rows[guarantee])
+        assert named == [node_id(test) for test in tests]
