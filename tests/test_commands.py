@@ -5,12 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sys
+
+import pexpect
+import pytest
 
 from cli_devops.environment import Environment
 from cli_devops.health import Thresholds
 from cli_devops.model import Instance
 from cli_devops.render import instances_report, write_report
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
+
+from .conftest import hermetic_environ
 
 
 def expected_status(cpu: float, memory: float, threshold: float = 90) -> str:
@@ -189,3 +196,26 @@ def test_terminal_without_utf8_gets_a_plain_table_instead_of_a_crash():
     assert text.splitlines()[1].split() == [
         "10.0.0.1", "AVeryLongServiceNameThatNeedsTruncating", "Unhealthy", "95%", "20%"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_a_narrow_terminal_shortens_headers_before_cutting_names(columns):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "cli_devops", "--demo", "status"],
+        env={**hermetic_environ(), "TERM": "xterm", "PYTHONIOENCODING": "utf-8"},
+        dimensions=(40, columns),
+        encoding="utf-8",
+        timeout=60,
+    )
+    output = child.read()
+    child.close()
+    assert child.exitstatus == 0, output
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip() for line in output.splitlines()]
+    assert all(len(line) <= columns for line in lines)
+    assert "…" not in output
+    assert any(line.startswith("PermissionsService ") for line in lines)
+    assert any(line.endswith("Unhealthy") for line in lines)
+    header = lines[0].split()
+    assert header[0] == "Service" and header[-1] == "Status"
+    assert ("Inst" in header) == (columns < 90)

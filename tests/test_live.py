@@ -160,9 +160,14 @@ def test_a_failed_poll_keeps_the_data_marked_stale_and_recovers():
     )
     assert row(screen, "10.0.0.1").split()[:3] == ["10.0.0.1", "Healthy", "40%"]
     assert "40% " + " " * 27 + "▄    40  40  40" in row(screen, "10.0.0.1")  # gaps: failed
+    assert screen.splitlines()[-1] == (
+        "As of poll 1, the last good one: Service Unhealthy: 1 of 1 instance healthy, needs 2; "
+        "0 unhealthy, 0 unknown"
+    )
     poll(state, ins("10.0.0.1", 42, 20))
     screen = render(state)
     assert screen.splitlines()[1] == "updated 0s ago"
+    assert screen.splitlines()[-1].startswith("Service Unhealthy: 1 of 1 instance healthy")
     assert "42% " + " " * 26 + "▄  ▄  40  41  42" in row(screen, "10.0.0.1")
 
 

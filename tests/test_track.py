@@ -302,3 +302,39 @@ def test_ctrl_c_ends_piped_records_cleanly(sim):
     assert len(polls) >= 2
     assert all(len(p["instances"]) == 3 and p["error"] is None for p in polls)
     assert stderr == ""
+
+
+@pytest.mark.parametrize("key", ["q", "\x1b"], ids=["q", "escape"])
+def test_q_and_escape_end_the_live_view_as_ctrl_c_does(sim, key):
+    child, transcript = spawn_track(sim.url, "UserService", "--interval", "0.2")
+    child.expect("poll 2 ")
+    before = transcript.getvalue()
+    child.send(key)
+    child.expect(pexpect.EOF)
+    child.close()
+    after = transcript.getvalue()[len(before) :]
+    assert child.exitstatus == 0, after[-2000:]
+    assert "\x1b[?1049l" in after  # the normal screen is back
+    assert "\x1b[?25h" in after  # with its cursor
+    title = summary_lines(after, "UserService")[0]
+    assert re.fullmatch(r"UserService: \d+ polls over \d+s", title)
+    for noise in NOISE:
+        assert noise not in after
+
+
+def test_an_arrow_key_does_not_end_the_live_view(sim):
+    child, transcript = spawn_track(sim.url, "UserService", "--interval", "0.2")
+    child.expect("poll 2 ")
+    child.send("\x1b[A")  # an arrow key begins with Escape but is not Escape
+    child.expect("poll 4 ")
+    stop_with_ctrl_c(child, transcript)
+
+
+def test_piped_track_never_reads_stdin(sim):
+    done = subprocess.run(
+        [sys.executable, "-m", "cli_devops", "--cp-url", sim.url, "track", "UserService",
+         "--count", "2", "--interval", "0.1", "-o", "json"],
+        input="q\x1bq\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2

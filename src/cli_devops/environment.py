@@ -28,6 +28,8 @@ def _utc_now() -> datetime:
 class Environment:
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO | None = None
+    """Read only for key presses while a live view owns the terminal; None: no keys."""
     stdout_isatty: bool = False
     color: bool = False
     width: int = 100
@@ -44,6 +46,7 @@ class Environment:
         return cls(
             stdout=sys.stdout,
             stderr=sys.stderr,
+            stdin=sys.stdin,
             stdout_isatty=isatty,
             color=isatty and not no_color and not os.environ.get("NO_COLOR"),
             width=size.columns,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from cli_devops.health import Status, summarize_services
 from cli_devops.history import ASCII_LEVELS, SPARK_LEVELS, InstanceTrack, TrackState, sparkline
 from cli_devops.render import STATUS_STYLES
-from cli_devops.text import terminal_safe
+from cli_devops.text import plural, terminal_safe
 
 if TYPE_CHECKING:
     from rich.console import OverflowMethod, RenderableType
@@ -209,7 +209,8 @@ def _status_line(state: TrackState, now: float, unicode: bool) -> Text:
 
 
 def _footer(state: TrackState, statuses: Sequence[str]) -> Text:
-    """The service's verdict first (it survives a narrow window), then the counts."""
+    """The service's verdict first (it survives a narrow window), then the counts; under a
+    stale banner, which poll those figures are from."""
     from rich.text import Text
 
     counts = {name: statuses.count(name) for name in (*STATUS_STYLES, GONE)}
@@ -218,11 +219,13 @@ def _footer(state: TrackState, statuses: Sequence[str]) -> Text:
     healthy = summaries[0].healthy if summaries else 0
     ok = bool(summaries) and summaries[0].status is Status.HEALTHY
     text = Text()
+    if state.error is not None and state.last_ok_clock is not None:
+        text.append(f"As of poll {state.last_ok_poll}, the last good one: ", style="yellow")
     text.append(
         f"Service {'Healthy' if ok else 'Unhealthy'}", style="bold green" if ok else "bold red"
     )
     text.append(
-        f": {healthy} of {len(present)} instances healthy, needs {state.min_healthy}; "
+        f": {healthy} of {plural(len(present), 'instance')} healthy, needs {state.min_healthy}; "
         f"{counts['Unhealthy']} unhealthy, {counts['Unknown']} unknown"
     )
     if counts[GONE]:

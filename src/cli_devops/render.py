@@ -46,11 +46,17 @@ class Output(NamedTuple):
 
 
 class Column(NamedTuple):
-    """A table column: `kind` is "text", "count", "percent" (a reading) or "average"."""
+    """A table column: `kind` is "text", "count", "percent" (a reading) or "average".
+
+    In a terminal too narrow for the table, headers are first shortened to `short`, then
+    `optional` columns are dropped, and only then are cells cut.
+    """
 
     key: str
     header: str
     kind: str = "text"
+    short: str | None = None
+    optional: bool = False
 
     @property
     def numeric(self) -> bool:
@@ -72,9 +78,9 @@ INSTANCE_COLUMNS = (
     Column("service", "Service"),
     Column("status", "Status"),
     Column("cpu", "CPU", kind="percent"),
-    Column("memory", "Memory", kind="percent"),
+    Column("memory", "Memory", kind="percent", short="Mem"),
 )
-REASON_COLUMN = Column("error", "Reason")
+REASON_COLUMN = Column("error", "Reason", optional=True)
 
 
 def instance_record(instance: Instance, thresholds: Thresholds) -> Record:
@@ -108,12 +114,12 @@ SUMMARY_FIELDS = (
 )  # fmt: skip
 SUMMARY_COLUMNS = (
     Column("service", "Service"),
-    Column("instances", "Instances", kind="count"),
-    Column("healthy", "Healthy", kind="count"),
-    Column("unhealthy", "Unhealthy", kind="count"),
-    Column("unknown", "Unknown", kind="count"),
-    Column("cpu_avg", "CPU avg", kind="average"),
-    Column("memory_avg", "Memory avg", kind="average"),
+    Column("instances", "Instances", kind="count", short="Inst"),
+    Column("healthy", "Healthy", kind="count", short="OK"),
+    Column("unhealthy", "Unhealthy", kind="count", short="Unh", optional=True),
+    Column("unknown", "Unknown", kind="count", short="Unk", optional=True),
+    Column("cpu_avg", "CPU avg", kind="average", short="CPU"),
+    Column("memory_avg", "Memory avg", kind="average", short="Mem"),
     Column("status", "Status"),
 )
 
@@ -140,8 +146,8 @@ def status_report(summaries: Sequence[ServiceSummary], min_healthy: int) -> Repo
 FLAGGED_FIELDS = ("service", "healthy", "instances")
 FLAGGED_COLUMNS = (
     Column("service", "Service"),
-    Column("healthy", "Healthy", kind="count"),
-    Column("instances", "Instances", kind="count"),
+    Column("healthy", "Healthy", kind="count", short="OK"),
+    Column("instances", "Instances", kind="count", short="Inst"),
 )
 
 
@@ -257,7 +263,8 @@ def write_table(report: Report, env: Environment, *, headers: bool = True) -> No
     rows = [[format_cell(r.get(c.key), c) for c in report.columns] for r in report.records]
     console = make_console(env) if env.stdout_isatty and len(rows) <= RICH_MAX_ROWS else None
     if console is not None and supports_unicode(console):
-        _write_rich_table(report, rows, env.color, console, headers=headers)
+        columns, rows = fit_columns(report.columns, rows, env.width)
+        _write_rich_table(columns, rows, env.color, console, headers=headers)
     else:
         env.stdout.write(plain_table(report.columns, rows, headers=headers))
     if report.footer and headers:
@@ -315,8 +322,32 @@ def supports_unicode(console: Console) -> bool:
     return console.encoding.lower().startswith("utf")
 
 
+def fit_columns(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int, gap: int = 2
+) -> tuple[list[Column], list[list[str]]]:
+    """Columns and rows for a terminal `width` columns wide: as they are when they fit, else
+    with short headers, else also without the optional columns (rightmost first); cells are
+    cut only when even that is too wide."""
+    keep = list(range(len(columns)))
+
+    def need(indexes: Sequence[int], titles: Sequence[str]) -> int:
+        widths = [max([len(titles[i]), *(len(row[i]) for row in rows)]) for i in indexes]
+        return sum(widths) + gap * (len(indexes) - 1)
+
+    titles = [column.header for column in columns]
+    if need(keep, titles) > width:
+        titles = [column.short or column.header for column in columns]
+        for index in reversed(range(len(columns))):
+            if need(keep, titles) <= width:
+                break
+            if columns[index].optional:
+                keep.remove(index)
+    fitted = [columns[i]._replace(header=titles[i]) for i in keep]
+    return fitted, [[row[i] for i in keep] for row in rows]
+
+
 def _write_rich_table(
-    report: Report,
+    columns: Sequence[Column],
     rows: Sequence[Sequence[str]],
     color: bool,
     console: Console,
@@ -327,11 +358,9 @@ def _write_rich_table(
     from rich.text import Text
 
     table = Table(box=None, header_style="bold", pad_edge=False, show_header=headers)
-    for column in report.columns:
+    for column in columns:
         table.add_column(column.header, justify="right" if column.numeric else "left")
-    status_index = next(
-        (i for i, column in enumerate(report.columns) if column.key == "status"), None
-    )
+    status_index = next((i for i, column in enumerate(columns) if column.key == "status"), None)
     for row in rows:
         cells = [Text(cell) for cell in row]
         if status_index is not None and color:

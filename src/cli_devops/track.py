@@ -26,6 +26,7 @@ from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY, TrackState
+from cli_devops.keys import KeyListener
 from cli_devops.model import Instance
 from cli_devops.render import (
     OutputFormat,
@@ -161,7 +162,8 @@ async def _until_interrupted(work: Coroutine[Any, Any, None]) -> None:
 async def _track(
     app: App, service: str, state: TrackState, sink: LiveScreen | Records, options: TrackOptions
 ) -> None:
-    painter = asyncio.ensure_future(sink.animate())
+    work = asyncio.current_task()
+    painter = asyncio.ensure_future(sink.animate(work.cancel if work else lambda: None))
     try:
         await _poll_loop(app, service, state, sink, options)
     finally:
@@ -214,7 +216,7 @@ class Records:
     def __exit__(self, *exc_info: object) -> None:
         return None
 
-    async def animate(self) -> None:
+    async def animate(self, quit_view: Callable[[], object]) -> None:
         return None
 
     def show(self, poll: Poll, snapshot: Snapshot | None = None) -> None:
@@ -239,11 +241,13 @@ class LiveScreen:
         self.console: Console | None = None
         self.live: Live | None = None
         self._holding = contextlib.ExitStack()
+        self.keys = KeyListener(env.stdin)
 
     def __enter__(self) -> LiveScreen:
         from rich.live import Live
 
         self._holding.enter_context(self.env.holding_warnings())
+        self._holding.enter_context(self.keys)
         self.console = make_console(self.env, follow_resizes=True)
         self.live = Live(
             console=self.console,
@@ -295,7 +299,9 @@ class LiveScreen:
         assert self.console is not None
         return supports_unicode(self.console)
 
-    async def animate(self) -> None:
+    async def animate(self, quit_view: Callable[[], object]) -> None:
+        """Redraw between polls; `q` or Escape calls `quit_view` (as Ctrl+C does)."""
+        self.keys.listen(quit_view)
         while True:
             await asyncio.sleep(REDRAW_SECONDS)
             self.redraw()
