@@ -16,7 +16,8 @@ variants of a case take turns, run after run, so a noisy neighbour hurts them al
    the better rate must be >= 10x cli_devops's fastest rate in case 2 (skipped without wrk).
 3. The reference-like server (single-threaded HTTP/1.0, listen backlog 5), 150 instances:
    cli_devops default vs fixed concurrency 1, 5 and 64 vs a sequential standard-library client.
-4. Start-up: `cli_devops --help` vs `python -c pass`.
+4. Start-up: `cli_devops --help` vs `python -c pass`, and each command's `--help` vs the
+   top-level one.
 
 Plus one redraw of `track`'s live view at the fleet size vs 150 instances (in-process, see
 `live_tick.py`), and the HTTP client choice (aiohttp vs httpx) when httpx is installed
@@ -415,13 +416,25 @@ def case_startup(sizes: Sizes, cli: list[str]) -> list[Row]:
     case = "4. start-up"
     bare = Variant("python -c pass", [sys.executable, "-c", "pass"])
     helped = Variant("cli_devops --help", [*cli, "--help"])
-    take_turns([bare, helped], sizes.startup_runs)
+    commands = [
+        Variant(f"cli_devops {name} --help", [*cli, name, "--help"])
+        for name in ("services", "track", "exporter")
+    ]
+    take_turns([bare, helped, *commands], sizes.startup_runs)
     ratio = helped.seconds / bare.seconds
-    return [
+    rows = [
         Row(case, bare.name, secs(bare.seconds)),
         Row(case, helped.name, secs(helped.seconds), f"{times(ratio)} python -c pass", "< 5x",
             verdict(ratio < 5)),
     ]  # fmt: skip
+    for variant in commands:
+        against = variant.seconds / helped.seconds
+        ratio_text = f"{times(against)} cli_devops --help"
+        rows.append(
+            Row(case, variant.name, secs(variant.seconds), ratio_text, "<= 1.6x",
+                verdict(against <= 1.6))
+        )  # fmt: skip
+    return rows
 
 
 def case_live_view(sizes: Sizes, cli: list[str]) -> list[Row]:
