@@ -32,9 +32,11 @@ from cli_devops.simulator.faults import (
     Faults,
 )
 from cli_devops.simulator.fleet import (
+    REFERENCE_SERVICES,
     SERVICE_NAMES,
     Fleet,
     SimInstance,
+    reference_service,
 )
 from cli_devops.simulator.protocol import MAX_HEADER_BYTES
 from cli_devops.simulator.reference import ReferenceServer
@@ -49,6 +51,7 @@ __all__ = [
     "CHAOS_VALUES",
     "EVIL_SERVICE",
     "MAX_HEADER_BYTES",
+    "REFERENCE_SERVICES",
     "SERVICE_NAMES",
     "WORKERS_SUPPORTED",
     "Fault",
@@ -59,5 +62,6 @@ __all__ = [
     "SimInstance",
     "SimulatorServer",
     "SimulatorWorkers",
+    "reference_service",
     "serve",
 ]

@@ -29,6 +29,22 @@ SERVICE_NAMES: tuple[str, ...] = (
     "UserService",
 )
 
+REFERENCE_SERVICES: tuple[str, ...] = (
+    "PermissionsService",
+    "AuthService",
+    "MLService",
+    "StorageService",
+    "TimeService",
+    "GeoService",
+    "TicketService",
+    "RoleService",
+    "IdService",
+    "UserService",
+    "RoleService",
+)
+"""The reference server's service names, in its order; RoleService is there twice, so it runs
+on about two elevenths of the fleet (see :func:`reference_service`)."""
+
 INVALID_IP_BODY = b'{"error": "Invalid IP"}'
 _OVERLOAD = 90.0
 _TAU = 2.0 * math.pi
@@ -142,6 +158,14 @@ def _service_labels(size: int, rng: random.Random) -> list[str]:
     return labels
 
 
+def reference_service(ip: str) -> str:
+    """The service the reference server reports for ``ip``, by its rule: the MD5 digest of the
+    address as text (UTF-8), read as one big-endian number, modulo the length of
+    :data:`REFERENCE_SERVICES`, indexes that list."""
+    digest = hashlib.md5(ip.encode(), usedforsecurity=False).digest()
+    return REFERENCE_SERVICES[int.from_bytes(digest, "big") % len(REFERENCE_SERVICES)]
+
+
 class Fleet:
     """The simulated fleet: which IPs exist, their service, and their cpu/memory over time.
 
@@ -205,17 +229,16 @@ class Fleet:
     def reference(cls) -> Fleet:
         """The reference server's fleet: 150 instances 10.58.1.1 .. 10.58.1.150.
 
-        Services are assigned by a fixed-seed random choice (uneven counts, like a real fleet)
-        and the base values are fixed too; :class:`ReferenceServer` ignores them and reports
-        fresh random values per request, as the reference does.
+        Each IP has the service the reference server gives it (:func:`reference_service`), so
+        both show the same fleet. The base values are fixed by a seed; :class:`ReferenceServer`
+        ignores them and reports fresh random values per request, as the reference does.
         """
         rng = random.Random(_REFERENCE_SEED)
-        instances = {
-            f"10.58.1.{n}": SimInstance(
-                rng.choice(SERVICE_NAMES), float(rng.randint(0, 100)), float(rng.randint(0, 100))
-            )
-            for n in range(1, _REFERENCE_SIZE + 1)
-        }
+        instances = {}
+        for n in range(1, _REFERENCE_SIZE + 1):
+            ip = f"10.58.1.{n}"
+            cpu, memory = float(rng.randint(0, 100)), float(rng.randint(0, 100))
+            instances[ip] = SimInstance(reference_service(ip), cpu, memory)
         return cls(instances, drift=False, seed=_REFERENCE_SEED)
 
     def servers_body(self) -> bytes:
