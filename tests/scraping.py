@@ -1,16 +1,27 @@
-"""Helpers for exporter tests: scrape over real loopback HTTP, read samples, a gated CPX server."""
+"""Helpers for exporter tests: scrape over real loopback HTTP, read samples, a gated CPX server,
+and a real Prometheus scraping exporters."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.client
+import json
+import shutil
+import socket
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+import pytest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
@@ -142,3 +153,98 @@ class GatedCpx:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not installed: these tests need the Debian package `prometheus` "
+            "(sudo apt-get install prometheus, which brings promtool); .ci/run installs it",
+            pytrace=False,
+        )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def query(base: str, path: str, **params: str) -> object:
+    url = f"{base}{path}?{urllib.parse.urlencode(params)}" if params else base + path
+    with urllib.request.urlopen(url, timeout=10) as response:
+        answer = json.loads(response.read())
+    assert answer["status"] == "success", answer
+    return answer["data"]
+
+
+class RunningPrometheus(NamedTuple):
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def poll(self, condition: Callable[[], bool], seen: object, limit: float = 60.0) -> None:
+        """Wait until `condition()` holds (bounded); fail with `seen` and the log otherwise."""
+        end = time.monotonic() + limit
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"prometheus exited with {self.process.returncode}:\n"
+                    f"{self.log_path.read_text()}"
+                )
+            try:
+                if condition():
+                    return
+            except (urllib.error.URLError, ConnectionError):
+                pass  # not listening yet
+            if time.monotonic() > end:
+                pytest.fail(
+                    f"Prometheus did not show what was expected within {limit:g}s; last seen "
+                    f"{seen}\n{self.log_path.read_text()}"
+                )
+            time.sleep(0.25)
+
+
+@contextlib.contextmanager
+def running_prometheus(
+    directory: Path, targets: Sequence[str], *, rule_files: Sequence[Path] = ()
+) -> Iterator[RunningPrometheus]:
+    """A real Prometheus on a free loopback port scraping `targets` (host:port) every second as
+    job `cpx`; its data lives in `directory` and is removed afterwards."""
+    binary = tool("prometheus")
+    port = free_port()
+    rules = "".join(f"  - {json.dumps(str(path))}\n" for path in rule_files)
+    listed = ", ".join(f'"{target}"' for target in targets)
+    (directory / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+        + (f"rule_files:\n{rules}" if rules else "")
+        + f"scrape_configs:\n  - job_name: cpx\n    static_configs:\n"
+        f"      - targets: [{listed}]\n"
+    )
+    log_path = directory / "prometheus.log"
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(log_path.open("w"))
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        stack.callback(shutil.rmtree, directory / "data", ignore_errors=True)
+        stack.callback(terminate, process)
+        yield RunningPrometheus(f"http://127.0.0.1:{port}", process, log_path)
+
+
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

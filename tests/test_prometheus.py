@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-import pytest
-
 from cli_devops.client import ClientSettings
 from cli_devops.exporter import Exporter, Shard, shard_of
 
-from .scraping import get, samples
+from .scraping import get, query, running_prometheus, samples, tool
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -36,17 +31,6 @@ ALERTS = (
     "CpxExporterScrapeFailing",
     "CpxExporterMissing",
 )
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"{name} is not installed: these tests need the Debian package `prometheus` "
-            "(sudo apt-get install prometheus, which brings promtool); .ci/run installs it",
-            pytrace=False,
-        )
-    return path
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -102,20 +86,6 @@ def test_deploy_files_name_only_metrics_the_exporter_serves(sim):
     assert {"cpx_up", "cpx_service_healthy_instances", "cpx_instance_healthy"} <= names
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def query(base: str, path: str, **params: str) -> object:
-    url = f"{base}{path}?{urllib.parse.urlencode(params)}" if params else base + path
-    with urllib.request.urlopen(url, timeout=10) as response:
-        answer = json.loads(response.read())
-    assert answer["status"] == "success", answer
-    return answer["data"]
-
-
 def vector(base: str, promql: str) -> dict[str, float]:
     """An instant query whose series are told apart by cpx_service: {service: value}."""
     data = query(base, "/api/v1/query", query=promql)
@@ -124,36 +94,20 @@ def vector(base: str, promql: str) -> dict[str, float]:
 
 
 def test_real_prometheus_scrapes_two_exporter_shards(sim, fleet, tmp_path):
-    binary = tool("prometheus")
     tool("promtool")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "prometheus.log"
     with ExitStack() as stack:
         shards = [
             stack.enter_context(Exporter(ClientSettings(sim.url), shard=Shard(index, 2)))
             for index in range(2)
         ]
-        targets = ", ".join(f'"{urllib.parse.urlsplit(s.url).netloc}"' for s in shards)
-        (tmp_path / "prometheus.yml").write_text(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-            f"rule_files:\n  - {json.dumps(str(PROMETHEUS_DIR / 'alerts.yml'))}\n"
-            f"scrape_configs:\n  - job_name: cpx\n    static_configs:\n"
-            f"      - targets: [{targets}]\n"
+        prometheus = stack.enter_context(
+            running_prometheus(
+                tmp_path,
+                [urllib.parse.urlsplit(s.url).netloc for s in shards],
+                rule_files=[PROMETHEUS_DIR / "alerts.yml"],
+            )
         )
-        log = stack.enter_context(log_path.open("w"))
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        stack.callback(shutil.rmtree, tmp_path / "data", ignore_errors=True)
-        stack.callback(_terminate, process)
+        base = prometheus.url
 
         healthy = {"UserService": 2.0, "AuthService": 1.0, "MLService": 0.0, "GeoService": 2.0}
         total = {"UserService": 3.0, "AuthService": 2.0, "MLService": 2.0, "GeoService": 3.0}
@@ -177,7 +131,7 @@ def test_real_prometheus_scrapes_two_exporter_shards(sim, fleet, tmp_path):
                 and seen["pending"] == ["AuthService", "MLService"]
             )
 
-        _poll(arrived, process, log_path, seen)
+        prometheus.poll(arrived, seen)
 
         per_shard = query(base, "/api/v1/query", query="cpx_service_healthy_instances")
         assert isinstance(per_shard, dict)
@@ -208,33 +162,6 @@ def test_real_prometheus_scrapes_two_exporter_shards(sim, fleet, tmp_path):
                 data = query(base, "/api/v1/query", query=promql)
                 assert isinstance(data, dict)
                 assert data["result"], (panel["title"], promql)
-
-
-def _poll(condition, process, log_path, seen, limit: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + limit
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if condition():
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass  # not listening yet
-        if time.monotonic() > end:
-            pytest.fail(
-                f"Prometheus did not show the simulator's values within {limit:g}s; last seen "
-                f"{seen}\n{log_path.read_text()}"
-            )
-        time.sleep(0.25)
-
-
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def test_the_test_command_installs_prometheus_and_the_readme_says_so():
