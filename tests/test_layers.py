@@ -33,4 +33,3 @@ def test_no_import_circle_among_modules_imports_inside_functions_included():
                 continue  # a package and its own modules (re-exports)
             cycle = graph.find_shortest_chain(importer=other, imported=module)
             assert cycle is None, f"import circle: {module} -> {' -> '.join(cycle or [])}"
-
