@@ -38,6 +38,7 @@ def test_services_json_matches_the_fleet_in_numeric_ip_order(cli, sim, fleet):
             "cpu": truth.cpu,
             "memory": truth.memory,
             "error": None,
+            "outlier": False,
         }
     assert result.stderr == ""
     lines = result.stdout.splitlines()  # one record per line, so grep and line tools work too
@@ -80,7 +81,7 @@ def test_services_table_when_piped_is_plain_aligned_text(cli, sim):
 def test_services_csv_has_header_and_unrounded_numbers(cli, sim):
     result = cli("--cp-url", sim.url, "services", "-o", "csv")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == ["ip", "service", "status", "cpu", "memory", "error"]
+    assert list(rows[0]) == ["ip", "service", "status", "cpu", "memory", "error", "outlier"]
     assert len(rows) == 10
     row = next(r for r in rows if r["ip"] == "10.0.0.3")
     assert (row["service"], row["cpu"], row["memory"], row["error"]) == (
@@ -117,6 +118,7 @@ def test_status_averages_and_flags(cli, sim):
     assert by_name["UserService"] == {
         "service": "UserService", "instances": 3, "healthy": 2, "unhealthy": 1, "unknown": 0,
         "cpu_avg": (10 + 90 + 91) / 3, "memory_avg": (20 + 90 + 15) / 3, "status": "Healthy",
+        "outliers": 0,
     }  # fmt: skip
     assert by_name["AuthService"]["status"] == "Unhealthy"
     assert by_name["AuthService"]["cpu_avg"] == (50.5 + 95) / 2
@@ -126,9 +128,9 @@ def test_status_averages_and_flags(cli, sim):
 def test_status_table_rounds_for_reading(cli, sim):
     result = cli("--cp-url", sim.url, "status", "--service", "UserService")
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["Service", "Instances", "Healthy", "Unhealthy", "Unknown",
+    assert lines[0].split() == ["Service", "Instances", "Healthy", "Unhealthy", "Unknown", "Outliers",
                                 "CPU", "avg", "Memory", "avg", "Status"]  # fmt: skip
-    assert lines[1].split() == ["UserService", "3", "2", "1", "0", "63.7%", "41.7%", "Healthy"]
+    assert lines[1].split() == ["UserService", "3", "2", "1", "0", "0", "63.7%", "41.7%", "Healthy"]
 
 
 def test_unhealthy_services_flags_zero_and_one_healthy(cli, sim):

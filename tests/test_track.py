@@ -43,7 +43,7 @@ def test_service_track_alias_and_option_form(cli, sim):
     result = cli("--cp-url", sim.url, "service-track", "--service", "GeoService", "--count", "1",
                  "-o", "csv")  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == ["time", "ip", "service", "status", "cpu", "memory", "error"]
+    assert list(rows[0]) == ["time", "ip", "service", "status", "cpu", "memory", "error", "outlier"]
     assert [r["ip"] for r in rows] == ["10.0.0.7", "10.0.0.8", "10.0.0.9"]
 
 

@@ -13,6 +13,7 @@ from cli_devops.health import (
     DEFAULT_MIN_HEALTHY,
     Thresholds,
     instance_status,
+    outliers,
     summarize_services,
     under_replicated,
 )
@@ -54,6 +55,7 @@ def services(
 ) -> ExitStatus:
     """List instances (numeric IP order by default; cpu/memory sort the busiest first)."""
     instances = read_fleet(app)
+    flagged = outliers(instances)
     if service is not None:
         name = resolve_service(service, services_of(instances))
         instances = [instance for instance in instances if instance.service == name]
@@ -66,7 +68,10 @@ def services(
     if sort != "ip":
         instances = sorted(instances, key=_sort_key(sort, app.thresholds))
     write_report(
-        instances_report(instances, app.thresholds), output.format, app.env, headers=output.headers
+        instances_report(instances, app.thresholds, flagged),
+        output.format,
+        app.env,
+        headers=output.headers,
     )
     return ExitStatus.OK
 

@@ -6,6 +6,7 @@ apply exactly the same rule.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -16,6 +17,13 @@ if TYPE_CHECKING:
 
 DEFAULT_THRESHOLD = 90.0
 DEFAULT_MIN_HEALTHY = 2
+OUTLIER_MIN_READ = 5
+"""A service needs this many instances with figures read before any of them can be an outlier."""
+OUTLIER_MADS = 3.5
+MAD_SCALE = 1.4826
+"""Scales the median absolute deviation to a standard deviation for normally spread figures."""
+OUTLIER_MIN_POINTS = 20.0
+"""Percentage points an outlier must be away from its service's median, however tight the rest."""
 
 
 class Status(str, Enum):
@@ -52,6 +60,8 @@ class ServiceSummary:
     cpu_avg: float | None
     memory_avg: float | None
     status: Status
+    outliers: int = 0
+    """Instances that are outliers within the service (see `outliers`)."""
 
 
 def summarize_services(
@@ -64,11 +74,57 @@ def summarize_services(
     Instances whose service is not known (they could not be read at all) belong to no service and
     are left out; callers report them separately.
     """
+    groups = by_service(instances)
+    return [_summarize(name, groups[name], thresholds, min_healthy) for name in sorted(groups)]
+
+
+def by_service(instances: Iterable[Instance]) -> dict[str, list[Instance]]:
+    """Instances grouped by service, in the order given; those with no known service left out."""
     groups: dict[str, list[Instance]] = {}
     for instance in instances:
         if instance.service is not None:
             groups.setdefault(instance.service, []).append(instance)
-    return [_summarize(name, groups[name], thresholds, min_healthy) for name in sorted(groups)]
+    return groups
+
+
+def outliers(instances: Iterable[Instance]) -> set[str]:
+    """IPs of the instances that differ from the rest of their service in the same snapshot.
+
+    Within a service with at least OUTLIER_MIN_READ instances whose figures were read, an
+    instance is an outlier in CPU (or memory) when |x - median| > 3.5 x 1.4826 x MAD and
+    |x - median| >= 20 points, median and MAD (median absolute deviation) taken over the
+    service's read instances; it is an outlier when it is one in either figure. The robust
+    spread lets one hot replica stand out where a mean and standard deviation would be dragged
+    towards it; the 20-point floor keeps a tight service's small wobbles from being flagged.
+    """
+    flagged: set[str] = set()
+    for members in by_service(instances).values():
+        flagged.update(service_outliers(members))
+    return flagged
+
+
+def service_outliers(members: Sequence[Instance]) -> set[str]:
+    """`outliers` for the instances of one service."""
+    read = [i for i in members if i.cpu is not None and i.memory is not None]
+    if len(read) < OUTLIER_MIN_READ:
+        return set()
+    flagged: set[str] = set()
+    for values in ([i.cpu for i in read], [i.memory for i in read]):
+        figures = [float(value) for value in values if value is not None]
+        for index in _deviating(figures):
+            flagged.add(read[index].ip)
+    return flagged
+
+
+def _deviating(values: Sequence[float]) -> list[int]:
+    centre = statistics.median(values)
+    distances = [abs(value - centre) for value in values]
+    limit = OUTLIER_MADS * MAD_SCALE * statistics.median(distances)
+    return [
+        index
+        for index, distance in enumerate(distances)
+        if distance > limit and distance >= OUTLIER_MIN_POINTS
+    ]
 
 
 def _summarize(
@@ -91,6 +147,7 @@ def _summarize(
         cpu_avg=cpu_total / valid if valid else None,
         memory_avg=memory_total / valid if valid else None,
         status=Status.HEALTHY if counts[Status.HEALTHY] >= min_healthy else Status.UNHEALTHY,
+        outliers=len(service_outliers(members)),
     )
 
 

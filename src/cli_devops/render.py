@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from cli_devops.environment import Environment
-from cli_devops.health import ServiceSummary, Status, Thresholds, instance_status
+from cli_devops.health import ServiceSummary, Status, Thresholds, instance_status, outliers
 from cli_devops.model import Instance
 from cli_devops.text import plural, terminal_safe
 
@@ -46,7 +46,8 @@ class Output(NamedTuple):
 
 
 class Column(NamedTuple):
-    """A table column: `kind` is "text", "count", "percent" (a reading) or "average".
+    """A table column: `kind` is "text", "count", "percent" (a reading) or "average" or "flag"
+    (true shown as the column's key, false as nothing).
 
     In a terminal too narrow for the table, headers are first shortened to `short`, then
     `optional` columns are dropped, and only then are cells cut.
@@ -60,7 +61,7 @@ class Column(NamedTuple):
 
     @property
     def numeric(self) -> bool:
-        return self.kind != "text"
+        return self.kind not in ("text", "flag")
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Report:
     empty_message: str | None = None
 
 
-INSTANCE_FIELDS = ("ip", "service", "status", "cpu", "memory", "error")
+INSTANCE_FIELDS = ("ip", "service", "status", "cpu", "memory", "error", "outlier")
 INSTANCE_COLUMNS = (
     Column("ip", "IP"),
     Column("service", "Service"),
@@ -81,9 +82,10 @@ INSTANCE_COLUMNS = (
     Column("memory", "Memory", kind="percent", short="Mem"),
 )
 REASON_COLUMN = Column("error", "Reason", optional=True)
+NOTE_COLUMN = Column("outlier", "Note", kind="flag", optional=True)
 
 
-def instance_record(instance: Instance, thresholds: Thresholds) -> Record:
+def instance_record(instance: Instance, thresholds: Thresholds, *, outlier: bool = False) -> Record:
     return {
         "ip": instance.ip,
         "service": instance.service,
@@ -91,17 +93,30 @@ def instance_record(instance: Instance, thresholds: Thresholds) -> Record:
         "cpu": instance.cpu,
         "memory": instance.memory,
         "error": instance.error,
+        "outlier": outlier,
     }
 
 
-def instances_report(instances: Iterable[Instance], thresholds: Thresholds) -> Report:
-    records = [instance_record(instance, thresholds) for instance in instances]
+def instances_report(
+    instances: Iterable[Instance], thresholds: Thresholds, flagged: set[str] | None = None
+) -> Report:
+    """`flagged`: the outliers' IPs, decided over whole services (`health.outliers`); when
+    None they are decided over `instances`, which must then hold whole services."""
+    instances = list(instances)
+    if flagged is None:
+        flagged = outliers(instances)
+    records = [
+        instance_record(instance, thresholds, outlier=instance.ip in flagged)
+        for instance in instances
+    ]
     counts = {status.value: 0 for status in Status}
     for record in records:
         counts[str(record["status"])] += 1
     columns: tuple[Column, ...] = INSTANCE_COLUMNS
+    if any(record["outlier"] for record in records):
+        columns = (*columns, NOTE_COLUMN)
     if any(record["error"] is not None for record in records):
-        columns = (*INSTANCE_COLUMNS, REASON_COLUMN)
+        columns = (*columns, REASON_COLUMN)
     footer = (
         f"{plural(len(records), 'instance')}: {counts['Healthy']} healthy, "
         f"{counts['Unhealthy']} unhealthy, {counts['Unknown']} unknown"
@@ -111,6 +126,7 @@ def instances_report(instances: Iterable[Instance], thresholds: Thresholds) -> R
 
 SUMMARY_FIELDS = (
     "service", "instances", "healthy", "unhealthy", "unknown", "cpu_avg", "memory_avg", "status",
+    "outliers",
 )  # fmt: skip
 SUMMARY_COLUMNS = (
     Column("service", "Service"),
@@ -118,6 +134,7 @@ SUMMARY_COLUMNS = (
     Column("healthy", "Healthy", kind="count", short="OK"),
     Column("unhealthy", "Unhealthy", kind="count", short="Unh", optional=True),
     Column("unknown", "Unknown", kind="count", short="Unk", optional=True),
+    Column("outliers", "Outliers", kind="count", short="Out", optional=True),
     Column("cpu_avg", "CPU avg", kind="average", short="CPU"),
     Column("memory_avg", "Memory avg", kind="average", short="Mem"),
     Column("status", "Status"),
@@ -135,6 +152,7 @@ def status_report(summaries: Sequence[ServiceSummary], min_healthy: int) -> Repo
             "cpu_avg": s.cpu_avg,
             "memory_avg": s.memory_avg,
             "status": s.status.value,
+            "outliers": s.outliers,
         }
         for s in summaries
     ]
@@ -166,6 +184,8 @@ def _fewer_than(min_healthy: int) -> str:
 
 def format_cell(value: object, column: Column) -> str:
     """Table text of one value: percentages rounded for reading, None as '-'."""
+    if column.kind == "flag":
+        return column.key if value else ""
     if value is None:
         return "-"
     if column.kind == "average" and isinstance(value, (int, float)):
@@ -207,7 +227,11 @@ class RecordWriter:
         self, stamp: str, service: str, instances: Sequence[Instance], error: str | None
     ) -> None:
         env = self.env
-        records = [instance_record(instance, self.thresholds) for instance in instances]
+        flagged = outliers(instances)
+        records = [
+            instance_record(instance, self.thresholds, outlier=instance.ip in flagged)
+            for instance in instances
+        ]
         if self.output == "json":
             line = {"time": stamp, "service": service, "instances": records, "error": error}
             env.stdout.write(json.dumps(line) + "\n")
