@@ -1,0 +1,152 @@
+"""`TopApp`: the Textual application that shows the frames a feed delivers.
+
+The app owns no data and does no I/O: a feed thread delivers frames as messages (thread-safe),
+the app keeps the latest and asks the screen on top to lay it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, Protocol
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.message import Message
+
+from cli_devops.top.screens import FleetScreen, FrameView, HelpScreen, InstanceScreen
+from cli_devops.top.state import Frame
+
+HEADER_TICK = 1.0
+"""How often the ages in the header are brought up to date between polls."""
+
+
+class Feed(Protocol):
+    """A feed thread (`feed.LiveFeed`, `feed.ReplayFeed`) as the app drives it."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def poll_now(self) -> None: ...
+    def pause(self, paused: bool) -> None: ...
+    def step(self, offset: int) -> None: ...
+
+
+class FrameReady(Message):
+    def __init__(self, frame: Frame) -> None:
+        super().__init__()
+        self.frame = frame
+
+
+class FeedFailed(Message):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+
+class TopApp(App[None]):
+    CSS = """
+    #header { height: auto; max-height: 2; background: $boost; }
+    #place { height: 1; margin-top: 1; }
+    #filter { dock: bottom; height: 1; border: none; padding: 0 1; margin-bottom: 2; }
+    #totals { dock: bottom; height: 1; margin-bottom: 1; }
+    #keys { dock: bottom; height: 1; color: $text-muted; }
+    #body { height: 1fr; }
+    #help { width: 100; max-width: 100%; height: auto; padding: 1 2; border: round $accent; background: $panel; }
+    HelpScreen { align: center middle; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", priority=True, show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("p", "pause", "Pause"),
+        Binding("r", "poll_now", "Poll now"),
+        Binding("left", "step(-1)", show=False),
+        Binding("right", "step(1)", show=False),
+    ]
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(
+        self,
+        make_feed: Callable[[TopApp], Feed],
+        *,
+        clock: Callable[[], float],
+        player: bool = False,
+    ) -> None:
+        super().__init__()
+        self.make_feed = make_feed
+        self.clock = clock
+        self.player = player
+        self.frame: Frame | None = None
+        self.latest: Frame | None = None
+        self.paused = False
+        self.failure: BaseException | None = None
+        self.feed: Feed | None = None
+
+    # Called from the feed's thread.
+    def deliver(self, frame: Frame) -> None:
+        self.post_message(FrameReady(frame))
+
+    def crashed(self, error: BaseException) -> None:
+        self.post_message(FeedFailed(error))
+
+    def on_mount(self) -> None:
+        self.push_screen(FleetScreen())
+        self.feed = self.make_feed(self)
+        self.feed.start()
+        self.set_interval(HEADER_TICK, self._tick)
+
+    def on_unmount(self) -> None:
+        self._stop_feed()
+
+    def _stop_feed(self) -> None:
+        feed, self.feed = self.feed, None
+        if feed is not None:
+            feed.stop()
+
+    def on_frame_ready(self, message: FrameReady) -> None:
+        self.latest = message.frame
+        if self.paused and not self.player:
+            self._tick()
+            return
+        self.frame = message.frame
+        self._show()
+
+    def on_feed_failed(self, message: FeedFailed) -> None:
+        self.failure = message.error
+        self._stop_feed()
+        self.exit()
+
+    def _show(self) -> None:
+        screen = self.screen
+        if isinstance(screen, (FrameView, InstanceScreen)):
+            screen.show(self.frame)
+
+    def _tick(self) -> None:
+        screen = self.screen
+        if isinstance(screen, FrameView):
+            screen.show_lines(self.frame)
+        elif isinstance(screen, InstanceScreen):
+            screen.show(self.frame)
+
+    async def action_quit(self) -> None:
+        self._stop_feed()
+        self.exit()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if self.feed is not None:
+            self.feed.pause(self.paused)
+        if not self.player and not self.paused and self.latest is not None:
+            self.frame = self.latest
+        self._show()
+
+    def action_poll_now(self) -> None:
+        if self.feed is not None:
+            self.feed.poll_now()
+
+    def action_step(self, offset: int) -> None:
+        if self.paused and self.feed is not None:
+            self.feed.step(offset)

@@ -1,0 +1,171 @@
+"""Text of the console's cells and lines, from a `Frame`: pure functions, no widgets."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from cli_devops.history import sparkline
+from cli_devops.live import age
+from cli_devops.render import STATUS_STYLES, terminal_safe
+from cli_devops.top.forecast import describe, eta
+from cli_devops.top.state import GONE, Frame, InstanceRow
+from cli_devops.top.table import Cell
+
+STYLES = {**STATUS_STYLES, GONE: "dim"}
+BAR_LEVELS = " ▁▂▃▄▅▆▇█"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def alarm_cell(value: float | None, limit: float) -> Cell:
+    return [(percent(value), "bold red" if value is not None and value > limit else "")]
+
+
+def trend_cell(values: Sequence[float | None], width: int, limit: float) -> Cell:
+    """The sparkline of `values`, red where a sample is above `limit`."""
+    recent = list(values)[-width:]
+    chars = sparkline(recent, width)
+    alarms = [False] * (width - len(recent)) + [v is not None and v > limit for v in recent]
+    return [
+        ("".join(char for char, _ in run), "red" if alarm else "cyan")
+        for alarm, run in itertools.groupby(zip(chars, alarms), key=lambda pair: pair[1])
+    ]
+
+
+def stats_cell(stats: tuple[float | None, float | None, float | None]) -> Cell:
+    low, mean, high = stats
+    if low is None or mean is None or high is None:
+        return [("-", "dim")]
+    return [(f"{low:3.0f} {mean:3.0f} {high:3.0f}", "")]
+
+
+def delta_cell(value: float | None) -> Cell:
+    if value is None:
+        return [("", "")]
+    if value == 0:
+        return [("·", "dim")]
+    return [(f"{value:+.0f}", "red" if value > 0 else "green")]
+
+
+def forecasts(row: InstanceRow, frame: Frame) -> list[str]:
+    """`mem 90% in ~12m` for each figure whose trend crosses its threshold within the hour."""
+    found = []
+    for figure, trend, limit in (
+        ("cpu", row.cpu_trend, frame.thresholds.cpu),
+        ("mem", row.memory_trend, frame.thresholds.memory),
+    ):
+        seconds = eta(trend, frame.interval, limit)
+        if seconds is not None:
+            found.append(describe(figure, limit, seconds))
+    return found
+
+
+def note(row: InstanceRow, frame: Frame) -> Cell:
+    """Why the instance deserves a look: unreadable (and why), outlier, forecasts."""
+    if row.error is not None:
+        return [(terminal_safe(row.error), "yellow")]
+    parts: list[tuple[str, str]] = []
+    if row.outlier:
+        parts.append(("outlier", "bold magenta"))
+    for text in forecasts(row, frame):
+        parts.append(("; " if parts else "", ""))
+        parts.append((text, "yellow"))
+    return parts or [("", "")]
+
+
+def bars(values: Sequence[float | None], width: int, height: int) -> list[str]:
+    """A `height`-line bar chart of the last `width` values on a 0-100 scale, top line first."""
+    recent: list[float | None] = list(values)[-width:]
+    recent[:0] = [None] * (width - len(recent))
+    steps = len(BAR_LEVELS) - 1
+    lines = []
+    for line in range(height - 1, -1, -1):
+        chars = []
+        for value in recent:
+            if value is None:
+                chars.append(" ")
+                continue
+            filled = value / 100.0 * height * steps - line * steps
+            chars.append(BAR_LEVELS[int(min(max(filled, 0), steps))])
+        lines.append("".join(chars))
+    return lines
+
+
+def poll_line(frame: Frame | None, now: float, paused: bool) -> list[tuple[str, str]]:
+    """The header: where the data comes from, the last poll's time and age, the interval."""
+    if frame is None:
+        return [("cli_devops top", "bold"), (" · waiting for the first poll", "dim")]
+    runs = [("cli_devops top", "bold"), (f" · {terminal_safe(frame.source)}", "")]
+    if frame.replay is not None:
+        replay = frame.replay
+        runs.append((f" · poll {replay.position} of {replay.total}", ""))
+    else:
+        runs.append((f" · poll {frame.polls}", ""))
+    if frame.moment is not None:
+        shown = frame.moment.astimezone().strftime("%H:%M:%S")
+        runs.append((f" at {shown}", ""))
+        if frame.replay is None:
+            runs.append((f" ({age(now - frame.clock)} ago)", "dim"))
+    if frame.replay is not None:
+        runs.append((f" · speed ×{frame.replay.speed:g}", ""))
+    else:
+        runs.append((f" · every {frame.interval:g}s", ""))
+    if paused:
+        runs.append(("  PAUSED", "bold reverse yellow"))
+    return runs
+
+
+def alert_line(frame: Frame | None, now: float) -> list[tuple[str, str]]:
+    """Stale data and why, the end of a replay, lines a replay skipped; empty when all is well."""
+    if frame is None:
+        return []
+    runs: list[tuple[str, str]] = []
+    if frame.error is not None:
+        failed = frame.polls - frame.ok_poll
+        polls = "poll" if failed == 1 else f"{failed} polls"
+        clock = frame.clock if frame.replay is not None else now
+        if frame.ok_clock is None:
+            head = f"⚠ no data yet, {polls} failed"
+        else:
+            head = (
+                f"⚠ STALE: data of poll {frame.ok_poll}, {age(clock - frame.ok_clock)} old; "
+                f"last {polls} failed"
+            )
+        runs.append((f"{head}: {terminal_safe(frame.error)}", "bold yellow"))
+    replay = frame.replay
+    if replay is not None:
+        if replay.total == 0:
+            runs.append(("  the recording holds no poll", "bold yellow"))
+        elif replay.ended:
+            runs.append(("  end of recording", "bold cyan"))
+        if replay.skipped:
+            lines = "line" if replay.skipped == 1 else "lines"
+            runs.append(
+                (
+                    f"  {replay.skipped} {lines} of the recording skipped (cut short or corrupt)",
+                    "yellow",
+                )
+            )
+    return runs
+
+
+def totals_line(frame: Frame | None) -> list[tuple[str, str]]:
+    if frame is None:
+        return [("", "")]
+    t = frame.totals
+    return [
+        (f"{t.instances} instances in {t.services} services: ", ""),
+        (f"{t.healthy} healthy", "green"),
+        (", ", ""),
+        (f"{t.unhealthy} unhealthy", "bold red" if t.unhealthy else ""),
+        (", ", ""),
+        (f"{t.unknown} unknown", "yellow" if t.unknown else ""),
+        (
+            f"; {t.flagged} under-replicated (fewer than {frame.min_healthy} healthy)",
+            "bold red" if t.flagged else "",
+        ),
+        (f"; {t.outliers} outliers", "magenta" if t.outliers else ""),
+    ]

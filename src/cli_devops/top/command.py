@@ -1,0 +1,124 @@
+"""`top`: the interactive fleet console, as a typed function like the other commands.
+
+Textual is imported here, when the console starts, and nowhere else: no other command pays for
+it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cli_devops.errors import ExitStatus, UsageError
+from cli_devops.health import DEFAULT_MIN_HEALTHY
+from cli_devops.history import DEFAULT_HISTORY
+from cli_devops.top.recording import Recorder, Recording, read_recording
+from cli_devops.top.state import FleetState
+
+if TYPE_CHECKING:
+    from cli_devops.commands import App
+    from cli_devops.top.app import Feed, TopApp
+    from cli_devops.top.source import FleetSource
+
+NOT_A_TERMINAL = (
+    "top is an interactive console and needs a terminal; for scripts read the fleet with "
+    "`services -o json` or `status -o json`, or one service over time with `track SERVICE -o json`"
+)
+
+
+@dataclass(frozen=True)
+class TopOptions:
+    interval: float = 2.0
+    history: int = DEFAULT_HISTORY
+    """Samples kept per instance and service (sparklines, forecasts)."""
+    min_healthy: int = DEFAULT_MIN_HEALTHY
+    record: str | None = None
+    """Append every poll to this file."""
+    replay: str | None = None
+    """Play this recording back instead of polling."""
+    speed: float = 1.0
+
+
+def load_recording(path: str) -> Recording:
+    try:
+        with Path(path).open("rb") as stream:
+            return read_recording(stream)
+    except OSError as err:
+        raise UsageError(f"cannot read the recording {path}: {err.strerror or err}") from None
+
+
+def open_recorder(path: str) -> Recorder:
+    try:
+        return Recorder(Path(path).open("a", encoding="utf-8"))
+    except OSError as err:
+        raise UsageError(f"cannot write the recording {path}: {err.strerror or err}") from None
+
+
+def top(app: App, options: TopOptions, source: FleetSource | None = None) -> ExitStatus:
+    """Run the console until `q` or Ctrl+C (exit 0). `source` defaults to the CPX API of `app`;
+    with `options.replay` no source is polled at all."""
+    env = app.env
+    if not env.stdout_isatty or not sys.stderr.isatty():
+        raise UsageError(NOT_A_TERMINAL)
+    from cli_devops.top.app import TopApp
+    from cli_devops.top.feed import LiveFeed, ReplayFeed
+    from cli_devops.top.source import CpxSource
+
+    recording: Recording | None = None
+    recorder: Recorder | None = None
+    if options.replay is not None:
+        recording = load_recording(options.replay)
+        interval = ReplayFeed.interval_of(recording)
+        name = f"replay of {Path(options.replay).name}"
+    else:
+        source = source or CpxSource(app.client_settings(), env.now)
+        interval = options.interval
+        name = source.name
+        if options.record is not None:
+            recorder = open_recorder(options.record)
+
+    def make_state() -> FleetState:
+        return FleetState(
+            name,
+            interval=interval,
+            thresholds=app.thresholds,
+            min_healthy=options.min_healthy,
+            history=options.history,
+        )
+
+    def make_feed(console: TopApp) -> Feed:
+        if recording is not None:
+            return ReplayFeed(
+                recording, make_state, console.deliver, console.crashed, speed=options.speed
+            )
+        assert source is not None
+        return LiveFeed(
+            source,
+            make_state(),
+            console.deliver,
+            console.crashed,
+            interval=interval,
+            monotonic=env.monotonic,
+            recorder=recorder,
+        )
+
+    console = TopApp(make_feed, clock=env.monotonic, player=recording is not None)
+    try:
+        with env.holding_warnings():
+            if recording is not None and recording.skipped:
+                env.warn(skipped_warning(recording.skipped))
+            console.run()
+    finally:
+        if recorder is not None:
+            recorder.close()
+    if console.failure is not None:
+        raise console.failure
+    return ExitStatus.OK
+
+
+def skipped_warning(skipped: int) -> str:
+    if skipped == 1:
+        return "1 line of the recording was skipped (cut short or corrupt)"
+    return f"{skipped} lines of the recording were skipped (cut short or corrupt)"

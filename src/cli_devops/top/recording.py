@@ -1,0 +1,140 @@
+"""`--record` and `--replay`: one JSON object per poll, appended as the polls come.
+
+    {"time": "2026-12-04T17:00:00.000Z",
+     "instances": [{"ip": "10.0.0.1", "service": "Api", "cpu": 61, "memory": 40, "error": null}],
+     "error": null}
+
+A recording is read as untrusted input: every line is checked as strictly as an API answer, and
+a line that is not exactly a poll (cut short by a crash, edited, corrupt) is skipped and counted,
+never half-used.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TextIO
+
+from cli_devops.errors import PayloadError
+from cli_devops.model import Instance, parse_percent, parse_service
+from cli_devops.top.source import Reading
+from cli_devops.track import rfc3339
+
+MAX_REASON = 1000
+"""Longest error reason kept from a recording."""
+
+
+def encode(reading: Reading) -> str:
+    """The recording line of one poll (without its newline)."""
+    return json.dumps(
+        {
+            "time": rfc3339(reading.time),
+            "instances": [
+                {
+                    "ip": i.ip,
+                    "service": i.service,
+                    "cpu": i.cpu,
+                    "memory": i.memory,
+                    "error": i.error,
+                }
+                for i in reading.instances
+            ],
+            "error": reading.error,
+        },
+        ensure_ascii=False,
+    )
+
+
+class Recorder:
+    """Appends each poll to an open text file and flushes it, so a crash loses one poll at most."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, reading: Reading) -> None:
+        self.stream.write(encode(reading) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+@dataclass(frozen=True)
+class Recording:
+    readings: list[Reading]
+    skipped: int
+    """Lines that were not a valid poll (blank lines are not counted)."""
+
+
+def read_recording(lines: Iterable[bytes]) -> Recording:
+    """Every valid poll of a recording, in file order, and the count of lines that were not."""
+    readings: list[Reading] = []
+    skipped = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            readings.append(decode(line.decode("utf-8")))
+        except (PayloadError, UnicodeDecodeError):
+            skipped += 1
+    return Recording(readings, skipped)
+
+
+def decode(line: str) -> Reading:
+    """One recording line back into a `Reading`; PayloadError says why it is not one."""
+    try:
+        value = json.loads(line)
+    except RecursionError:
+        raise PayloadError("nested too deeply") from None
+    except ValueError:
+        raise PayloadError("not valid JSON") from None
+    if not isinstance(value, dict) or set(value) != {"time", "instances", "error"}:
+        raise PayloadError("not a recorded poll")
+    instances = value["instances"]
+    if not isinstance(instances, list):
+        raise PayloadError("instances is not a list")
+    return Reading(
+        _time(value["time"]),
+        [_instance(item) for item in instances],
+        _reason(value["error"]),
+    )
+
+
+def _time(value: object) -> datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        raise PayloadError("time is not a timestamp")
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError("time is not a timestamp") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def _reason(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PayloadError("error is not a string")
+    return value[:MAX_REASON]
+
+
+def _instance(item: object) -> Instance:
+    if not isinstance(item, dict) or set(item) != {"ip", "service", "cpu", "memory", "error"}:
+        raise PayloadError("not a recorded instance")
+    ip = item["ip"]
+    if not isinstance(ip, str) or len(ip) > 45 or "%" in ip:
+        raise PayloadError("ip is not an IP address")
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        raise PayloadError("ip is not an IP address") from None
+    service = None if item["service"] is None else parse_service(item["service"])
+    cpu = None if item["cpu"] is None else parse_percent(item["cpu"], "cpu")
+    memory = None if item["memory"] is None else parse_percent(item["memory"], "memory")
+    return Instance(ip, service, cpu, memory, _reason(item["error"]))

@@ -1,0 +1,507 @@
+"""The console's screens: the fleet (one row per service), a service (one row per instance),
+an instance (its history at length), and the key help."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Input, Static
+
+from cli_devops.live import ROW_ORDER, age
+from cli_devops.render import terminal_safe
+from cli_devops.top import cells
+from cli_devops.top.state import Frame, InstanceRow, ServiceRow
+from cli_devops.top.table import Cell, Column, RowTable
+
+if TYPE_CHECKING:
+    from cli_devops.top.app import TopApp
+
+MIN_SPARK = 6
+KEYS_HINT = (
+    "↑↓/jk move  Enter open  Esc back  / filter  s sort  p pause  r poll now  ? help  q quit"
+)
+HELP = [
+    ("↑ ↓  j k", "move; PgUp PgDn Home End jump"),
+    ("Enter", "open the service or instance under the cursor"),
+    ("Esc  Backspace", "back to the previous screen"),
+    ("/", "filter: services by name; instances by IP or status (Enter applies, empty clears)"),
+    ("s", "sort by the next column (or click a column's header)"),
+    ("p", "pause the view (polls go on); in a replay, pause the replay"),
+    ("← →", "in a paused replay: one poll back or on"),
+    ("r", "poll now"),
+    ("?", "this help"),
+    ("q  Ctrl+C", "quit"),
+]
+
+
+def runs_text(runs: Sequence[tuple[str, str]]) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for part, spec in runs:
+        text.append(part, style=spec or None)
+    return text
+
+
+def plain(text: str, spec: str = "") -> Cell:
+    return [(text, spec)]
+
+
+class FrameView(Screen[None]):
+    """A screen with the poll header, a filterable, sortable table and the fleet's totals."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "back", "Back", show=False),
+        Binding("slash", "filter", "Filter", show=False),
+        Binding("s", "sort", "Sort", show=False),
+    ]
+    place = "Fleet"
+    default_sort = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_text = ""
+        self.sort_column = self.default_sort
+        self.spark = -1
+        self.table = RowTable(self.columns(0), self.row_key)
+        self.table.sort_column = self.sort_column
+
+    @property
+    def top(self) -> TopApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        yield Static(id="place")
+        yield self.table
+        yield Input(placeholder="filter (Enter applies, empty clears)", id="filter")
+        yield Static(id="totals")
+        yield Static(KEYS_HINT, id="keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.table.focus()
+        self.show(self.top.frame)
+
+    def on_screen_resume(self) -> None:
+        self.show(self.top.frame)
+
+    def on_resize(self) -> None:
+        self.show(self.top.frame)
+
+    # What each screen defines.
+    def columns(self, spark: int) -> list[Column]:
+        raise NotImplementedError
+
+    def row_key(self, row: Any) -> Hashable:
+        raise NotImplementedError
+
+    def rows(self, frame: Frame) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def matches(self, row: Any, needle: str) -> bool:
+        raise NotImplementedError
+
+    def worst_first(self, row: Any) -> Any:
+        raise NotImplementedError
+
+    def fixed_width(self) -> int:
+        raise NotImplementedError
+
+    def sparks(self) -> int:
+        return 2
+
+    def open(self, key: Hashable) -> None:
+        return None
+
+    def show(self, frame: Frame | None) -> None:
+        """Lay out `frame`: filter, sort, then hand the rows to the table (which formats only
+        the visible ones)."""
+        if not self.is_mounted:
+            return
+        width = self.size.width or 80
+        spark = min(frame.history if frame else 30, (width - self.fixed_width()) // self.sparks())
+        spark = spark if spark >= MIN_SPARK else 0
+        if spark != self.spark:
+            self.spark = spark
+            self.table.columns = self.columns(spark)
+        rows = list(self.rows(frame)) if frame is not None else []
+        if self.filter_text:
+            needle = self.filter_text.lower()
+            rows = [row for row in rows if self.matches(row, needle)]
+        column = self.table.columns[self.sort_column]
+        if column.sort_key is None or self.sort_column == self.default_sort:
+            rows.sort(key=self.worst_first)
+        else:
+            rows.sort(key=column.sort_key, reverse=column.right)
+        self.table.sort_column = self.sort_column
+        self.table.set_rows(rows)
+        self.show_lines(frame)
+
+    def show_lines(self, frame: Frame | None) -> None:
+        now = self.top.clock()
+        header = cells.poll_line(frame, now, self.top.paused)
+        alert = cells.alert_line(frame, now)
+        lines = runs_text(header)
+        if alert:
+            lines.append("\n")
+            lines.append_text(runs_text(alert))
+        self.query_one("#header", Static).update(lines)
+        place = [(self.place, "bold")]
+        if self.filter_text:
+            place.append((f"  filter: {self.filter_text}", "cyan"))
+        shown, total = len(self.table.rows), len(self.rows(frame)) if frame else 0
+        place.append((f"  {shown} of {total} rows" if shown != total else f"  {total} rows", "dim"))
+        self.query_one("#place", Static).update(runs_text(place))
+        self.query_one("#totals", Static).update(runs_text(cells.totals_line(frame)))
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.display = False
+            self.table.focus()
+        elif len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = self.filter_text
+        box.display = True
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value.strip()
+        event.input.display = False
+        self.table.cursor = 0
+        self.table.focus()
+        self.show(self.top.frame)
+
+    def action_sort(self) -> None:
+        count = len(self.table.columns)
+        for step in range(1, count + 1):
+            candidate = (self.sort_column + step) % count
+            if self.table.columns[candidate].sort_key is not None:
+                self.sort_by(candidate)
+                return
+
+    def sort_by(self, column: int) -> None:
+        self.sort_column = column
+        self.show(self.top.frame)
+
+    def on_row_table_header_clicked(self, event: RowTable.HeaderClicked) -> None:
+        self.sort_by(event.column)
+
+    def on_row_table_chosen(self, event: RowTable.Chosen) -> None:
+        self.open(event.key)
+
+
+def _count_cell(value: int, spec: str) -> Cell:
+    return [(str(value), spec if value else "")]
+
+
+def _service_order(row: ServiceRow) -> tuple[int, int, int, int, str]:
+    return (row.status != "Unhealthy", -row.unhealthy, -row.unknown, -row.outliers, row.service)
+
+
+def _number(value: float | None) -> float:
+    return -1.0 if value is None else value
+
+
+class FleetScreen(FrameView):
+    """One row per service, worst first."""
+
+    place = "Fleet"
+    default_sort = 0
+
+    def columns(self, spark: int) -> list[Column]:
+        frame = self.top.frame
+        limits = frame.thresholds if frame else None
+        cpu_limit = limits.cpu if limits else 90.0
+        memory_limit = limits.memory if limits else 90.0
+        min_healthy = frame.min_healthy if frame else 2
+        status: Callable[[ServiceRow, int], Cell] = lambda r, w: plain(  # noqa: E731
+            r.status, cells.STYLES.get(r.status, "")
+        )
+        result = [
+            Column("Status", status, width=9, sort_key=_service_order),
+            Column(
+                "Service",
+                lambda r, w: plain(terminal_safe(r.service), "bold"),
+                sort_key=lambda r: r.service.lower(),
+                measure=lambda r: len(r.service),
+            ),
+            Column(
+                "Inst",
+                lambda r, w: plain(str(r.instances)),
+                width=5,
+                right=True,
+                sort_key=lambda r: r.instances,
+            ),
+            Column(
+                "Healthy",
+                lambda r, w: plain(
+                    f"{r.healthy}/{min_healthy}", "" if r.healthy >= min_healthy else "bold red"
+                ),
+                width=7,
+                right=True,
+                sort_key=lambda r: r.healthy,
+            ),
+            Column(
+                "Unhealthy",
+                lambda r, w: _count_cell(r.unhealthy, "bold red"),
+                width=9,
+                right=True,
+                sort_key=lambda r: r.unhealthy,
+            ),
+            Column(
+                "Unknown",
+                lambda r, w: _count_cell(r.unknown, "yellow"),
+                width=7,
+                right=True,
+                sort_key=lambda r: r.unknown,
+            ),
+            Column(
+                "Outliers",
+                lambda r, w: _count_cell(r.outliers, "bold magenta"),
+                width=8,
+                right=True,
+                sort_key=lambda r: r.outliers,
+            ),
+            Column(
+                "CPU avg",
+                lambda r, w: cells.alarm_cell(r.cpu_avg, cpu_limit),
+                width=7,
+                right=True,
+                sort_key=lambda r: _number(r.cpu_avg),
+            ),
+        ]
+        if spark:
+            result.append(
+                Column("trend", lambda r, w: cells.trend_cell(r.cpu_trend, w, cpu_limit), spark)
+            )
+        result.append(
+            Column(
+                "Mem avg",
+                lambda r, w: cells.alarm_cell(r.memory_avg, memory_limit),
+                width=7,
+                right=True,
+                sort_key=lambda r: _number(r.memory_avg),
+            )
+        )
+        if spark:
+            result.append(
+                Column(
+                    "trend", lambda r, w: cells.trend_cell(r.memory_trend, w, memory_limit), spark
+                )
+            )
+        return result
+
+    def fixed_width(self) -> int:
+        return 9 + 20 + 5 + 7 + 9 + 7 + 8 + 7 + 7 + 12
+
+    def row_key(self, row: ServiceRow) -> Hashable:
+        return row.service
+
+    def rows(self, frame: Frame) -> Sequence[ServiceRow]:
+        return frame.services
+
+    def matches(self, row: ServiceRow, needle: str) -> bool:
+        return needle in row.service.lower()
+
+    def worst_first(self, row: ServiceRow) -> Any:
+        return _service_order(row)
+
+    def open(self, key: Hashable) -> None:
+        self.app.push_screen(ServiceScreen(str(key)))
+
+
+def _instance_order(row: InstanceRow) -> tuple[int, float, tuple[int, int]]:
+    load = max(row.cpu or 0.0, row.memory or 0.0)
+    return (ROW_ORDER.get(row.status, 9), -load, row.order)
+
+
+class ServiceScreen(FrameView):
+    """One row per instance of one service: the service's instances only."""
+
+    default_sort = 1
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        super().__init__()
+        self.place = f"Fleet › {terminal_safe(service)}"
+
+    def columns(self, spark: int) -> list[Column]:
+        frame = self.top.frame
+        cpu_limit = frame.thresholds.cpu if frame else 90.0
+        memory_limit = frame.thresholds.memory if frame else 90.0
+        result = [
+            Column(
+                "IP",
+                lambda r, w: plain(r.ip),
+                sort_key=lambda r: r.order,
+                measure=lambda r: len(r.ip),
+            ),
+            Column(
+                "Status",
+                lambda r, w: plain(r.status, cells.STYLES.get(r.status, "")),
+                width=9,
+                sort_key=_instance_order,
+            ),
+            Column(
+                "CPU",
+                lambda r, w: cells.alarm_cell(r.cpu, cpu_limit),
+                width=4,
+                right=True,
+                sort_key=lambda r: _number(r.cpu),
+            ),
+        ]
+        if spark:
+            result.append(
+                Column("trend", lambda r, w: cells.trend_cell(r.cpu_trend, w, cpu_limit), spark)
+            )
+        result += [
+            Column("min avg max", lambda r, w: cells.stats_cell(r.cpu_stats), width=11),
+            Column("Δ", lambda r, w: cells.delta_cell(r.cpu_delta), width=3, right=True),
+            Column(
+                "Mem",
+                lambda r, w: cells.alarm_cell(r.memory, memory_limit),
+                width=4,
+                right=True,
+                sort_key=lambda r: _number(r.memory),
+            ),
+        ]
+        if spark:
+            result.append(
+                Column(
+                    "trend", lambda r, w: cells.trend_cell(r.memory_trend, w, memory_limit), spark
+                )
+            )
+        result += [
+            Column("min avg max", lambda r, w: cells.stats_cell(r.memory_stats), width=11),
+            Column("Δ", lambda r, w: cells.delta_cell(r.memory_delta), width=3, right=True),
+            Column("Note", self._note, sort_key=lambda r: (not r.outlier, r.error is None)),
+        ]
+        return result
+
+    def _note(self, row: InstanceRow, width: int) -> Cell:
+        frame = self.top.frame
+        return cells.note(row, frame) if frame else plain("")
+
+    def fixed_width(self) -> int:
+        return 15 + 9 + 4 + 11 + 3 + 4 + 11 + 3 + 12 + 20
+
+    def row_key(self, row: InstanceRow) -> Hashable:
+        return row.ip
+
+    def rows(self, frame: Frame) -> Sequence[InstanceRow]:
+        return frame.instances.get(self.service, ())
+
+    def matches(self, row: InstanceRow, needle: str) -> bool:
+        return needle in row.ip.lower() or needle in row.status.lower()
+
+    def worst_first(self, row: InstanceRow) -> Any:
+        return _instance_order(row)
+
+    def open(self, key: Hashable) -> None:
+        self.app.push_screen(InstanceScreen(self.service, str(key)))
+
+
+class InstanceScreen(Screen[None]):
+    """One instance: its CPU and memory history at full width, last error, forecast."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "back", "Back", show=False),
+    ]
+
+    def __init__(self, service: str, ip: str) -> None:
+        super().__init__()
+        self.service = service
+        self.ip = ip
+
+    @property
+    def top(self) -> TopApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        yield Static(id="body")
+        yield Static(KEYS_HINT, id="keys")
+
+    def on_mount(self) -> None:
+        self.show(self.top.frame)
+
+    def on_resize(self) -> None:
+        self.show(self.top.frame)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def show(self, frame: Frame | None) -> None:
+        if not self.is_mounted:
+            return
+        now = self.top.clock()
+        header = runs_text(cells.poll_line(frame, now, self.top.paused))
+        alert = cells.alert_line(frame, now)
+        if alert:
+            header.append("\n")
+            header.append_text(runs_text(alert))
+        self.query_one("#header", Static).update(header)
+        self.query_one("#body", Static).update(self.body(frame, now))
+
+    def body(self, frame: Frame | None, now: float) -> Text:
+        place = Text(f"Fleet › {terminal_safe(self.service)} › {self.ip}\n", style="bold")
+        row = None
+        if frame is not None:
+            row = next((r for r in frame.instances.get(self.service, ()) if r.ip == self.ip), None)
+        if frame is None or row is None:
+            place.append("This instance is no longer in the fleet.", style="yellow")
+            return place
+        text = place
+        text.append(f"{row.status}", style=cells.STYLES.get(row.status, ""))
+        if row.outlier:
+            text.append("  outlier", style="bold magenta")
+        text.append("\n\n")
+        width = max(10, min(frame.history, (self.size.width or 80) - 8))
+        for name, value, trend, stats, limit in (
+            ("CPU", row.cpu, row.cpu_trend, row.cpu_stats, frame.thresholds.cpu),
+            ("Memory", row.memory, row.memory_trend, row.memory_stats, frame.thresholds.memory),
+        ):
+            low, mean, high = stats
+            text.append(f"{name} {cells.percent(value)}", style="bold")
+            if low is not None and mean is not None and high is not None:
+                text.append(f"   min {low:.0f}%  avg {mean:.0f}%  max {high:.0f}%", style="dim")
+            text.append(f"   (threshold {limit:g}%)\n", style="dim")
+            for line in cells.bars(trend, width, 5):
+                text.append("  │" + line + "\n", style="cyan")
+            text.append("  └" + "─" * width + "\n\n", style="dim")
+        clock = frame.clock if frame.replay is not None else now
+        if row.last_error is None:
+            text.append("Last error: none\n")
+        else:
+            reason, when = row.last_error
+            text.append(f"Last error: {terminal_safe(reason)} ({age(clock - when)} ago)\n")
+        found = cells.forecasts(row, frame)
+        text.append("Forecast: " + ("; ".join(found) if found else "no threshold within the hour"))
+        return text
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,backspace", "close", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        text = Text("Keys\n\n", style="bold")
+        for keys, what in HELP:
+            text.append(f"  {keys:<16}", style="bold cyan")
+            text.append(f"{what}\n")
+        text.append("\nEsc or ? closes this help.", style="dim")
+        with Vertical(id="help"):
+            yield Static(text)
+
+    def action_close(self) -> None:
+        self.app.pop_screen()
