@@ -15,9 +15,7 @@ from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
 
 def service(name: str, cpus: list[float], memory: float = 40.0, base: int = 1) -> list[Instance]:
-    return [
-        Instance(f"10.1.{base}.{n}", name, cpu, memory) for n, cpu in enumerate(cpus, start=1)
-    ]
+    return [Instance(f"10.1.{base}.{n}", name, cpu, memory) for n, cpu in enumerate(cpus, start=1)]
 
 
 TIGHT = [50.0, 54.0, 46.0, 52.0, 48.0, 53.0, 47.0]

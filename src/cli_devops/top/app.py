@@ -13,7 +13,9 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from cli_devops.top.screens import FleetScreen, FrameView, HelpScreen, InstanceScreen
+from cli_devops.top.instance import InstanceScreen
+from cli_devops.top.keys import HelpScreen
+from cli_devops.top.screens import FleetScreen, FrameView
 from cli_devops.top.state import Frame
 
 HEADER_TICK = 1.0
@@ -50,7 +52,8 @@ class TopApp(App[None]):
     #totals { dock: bottom; height: 1; margin-bottom: 1; }
     #keys { dock: bottom; height: 1; color: $text-muted; }
     #body { height: 1fr; }
-    #help { width: 100; max-width: 100%; height: auto; padding: 1 2; border: round $accent; background: $panel; }
+    #help { width: 100; max-width: 100%; height: auto; padding: 1 2; }
+    #help { border: round $accent; background: $panel; }
     HelpScreen { align: center middle; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [

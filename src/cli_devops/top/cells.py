@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+from rich.text import Text
+
 from cli_devops.history import sparkline
 from cli_devops.live import age
 from cli_devops.render import STATUS_STYLES, terminal_safe
@@ -169,3 +171,10 @@ def totals_line(frame: Frame | None) -> list[tuple[str, str]]:
         ),
         (f"; {t.outliers} outliers", "magenta" if t.outliers else ""),
     ]
+
+
+def runs_text(runs: Sequence[tuple[str, str]]) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for part, spec in runs:
+        text.append(part, style=spec or None)
+    return text

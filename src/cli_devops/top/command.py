@@ -56,16 +56,27 @@ def open_recorder(path: str) -> Recorder:
         raise UsageError(f"cannot write the recording {path}: {err.strerror or err}") from None
 
 
-def top(app: App, options: TopOptions, source: FleetSource | None = None) -> ExitStatus:
-    """Run the console until `q` or Ctrl+C (exit 0). `source` defaults to the CPX API of `app`;
+@dataclass
+class Session:
+    """A console ready to run, with what it must close or say when it ends."""
+
+    console: TopApp
+    recording: Recording | None = None
+    recorder: Recorder | None = None
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+
+
+def prepare(app: App, options: TopOptions, source: FleetSource | None = None) -> Session:
+    """The console for `options`, not yet started: `source` defaults to the CPX API of `app`;
     with `options.replay` no source is polled at all."""
-    env = app.env
-    if not env.stdout_isatty or not sys.stderr.isatty():
-        raise UsageError(NOT_A_TERMINAL)
     from cli_devops.top.app import TopApp
     from cli_devops.top.feed import LiveFeed, ReplayFeed
     from cli_devops.top.source import CpxSource
 
+    env = app.env
     recording: Recording | None = None
     recorder: Recorder | None = None
     if options.replay is not None:
@@ -105,16 +116,24 @@ def top(app: App, options: TopOptions, source: FleetSource | None = None) -> Exi
         )
 
     console = TopApp(make_feed, clock=env.monotonic, player=recording is not None)
+    return Session(console, recording, recorder)
+
+
+def top(app: App, options: TopOptions, source: FleetSource | None = None) -> ExitStatus:
+    """Run the console until `q` or Ctrl+C (exit 0)."""
+    env = app.env
+    if not env.stdout_isatty or not sys.stderr.isatty():
+        raise UsageError(NOT_A_TERMINAL)
+    session = prepare(app, options, source)
     try:
         with env.holding_warnings():
-            if recording is not None and recording.skipped:
-                env.warn(skipped_warning(recording.skipped))
-            console.run()
+            if session.recording is not None and session.recording.skipped:
+                env.warn(skipped_warning(session.recording.skipped))
+            session.console.run()
     finally:
-        if recorder is not None:
-            recorder.close()
-    if console.failure is not None:
-        raise console.failure
+        session.close()
+    if session.console.failure is not None:
+        raise session.console.failure
     return ExitStatus.OK
 
 

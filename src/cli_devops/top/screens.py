@@ -6,16 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from cli_devops.live import ROW_ORDER, age
+from cli_devops.live import ROW_ORDER
 from cli_devops.render import terminal_safe
 from cli_devops.top import cells
+from cli_devops.top.cells import runs_text
+from cli_devops.top.instance import InstanceScreen
+from cli_devops.top.keys import KEYS_HINT
 from cli_devops.top.state import Frame, InstanceRow, ServiceRow
 from cli_devops.top.table import Cell, Column, RowTable
 
@@ -23,28 +24,6 @@ if TYPE_CHECKING:
     from cli_devops.top.app import TopApp
 
 MIN_SPARK = 6
-KEYS_HINT = (
-    "↑↓/jk move  Enter open  Esc back  / filter  s sort  p pause  r poll now  ? help  q quit"
-)
-HELP = [
-    ("↑ ↓  j k", "move; PgUp PgDn Home End jump"),
-    ("Enter", "open the service or instance under the cursor"),
-    ("Esc  Backspace", "back to the previous screen"),
-    ("/", "filter: services by name; instances by IP or status (Enter applies, empty clears)"),
-    ("s", "sort by the next column (or click a column's header)"),
-    ("p", "pause the view (polls go on); in a replay, pause the replay"),
-    ("← →", "in a paused replay: one poll back or on"),
-    ("r", "poll now"),
-    ("?", "this help"),
-    ("q  Ctrl+C", "quit"),
-]
-
-
-def runs_text(runs: Sequence[tuple[str, str]]) -> Text:
-    text = Text(no_wrap=True, overflow="ellipsis")
-    for part, spec in runs:
-        text.append(part, style=spec or None)
-    return text
 
 
 def plain(text: str, spec: str = "") -> Cell:
@@ -408,100 +387,3 @@ class ServiceScreen(FrameView):
 
     def open(self, key: Hashable) -> None:
         self.app.push_screen(InstanceScreen(self.service, str(key)))
-
-
-class InstanceScreen(Screen[None]):
-    """One instance: its CPU and memory history at full width, last error, forecast."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "back", "Back", show=False),
-    ]
-
-    def __init__(self, service: str, ip: str) -> None:
-        super().__init__()
-        self.service = service
-        self.ip = ip
-
-    @property
-    def top(self) -> TopApp:
-        return self.app  # type: ignore[return-value]
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="header")
-        yield Static(id="body")
-        yield Static(KEYS_HINT, id="keys")
-
-    def on_mount(self) -> None:
-        self.show(self.top.frame)
-
-    def on_resize(self) -> None:
-        self.show(self.top.frame)
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
-    def show(self, frame: Frame | None) -> None:
-        if not self.is_mounted:
-            return
-        now = self.top.clock()
-        header = runs_text(cells.poll_line(frame, now, self.top.paused))
-        alert = cells.alert_line(frame, now)
-        if alert:
-            header.append("\n")
-            header.append_text(runs_text(alert))
-        self.query_one("#header", Static).update(header)
-        self.query_one("#body", Static).update(self.body(frame, now))
-
-    def body(self, frame: Frame | None, now: float) -> Text:
-        place = Text(f"Fleet › {terminal_safe(self.service)} › {self.ip}\n", style="bold")
-        row = None
-        if frame is not None:
-            row = next((r for r in frame.instances.get(self.service, ()) if r.ip == self.ip), None)
-        if frame is None or row is None:
-            place.append("This instance is no longer in the fleet.", style="yellow")
-            return place
-        text = place
-        text.append(f"{row.status}", style=cells.STYLES.get(row.status, ""))
-        if row.outlier:
-            text.append("  outlier", style="bold magenta")
-        text.append("\n\n")
-        width = max(10, min(frame.history, (self.size.width or 80) - 8))
-        for name, value, trend, stats, limit in (
-            ("CPU", row.cpu, row.cpu_trend, row.cpu_stats, frame.thresholds.cpu),
-            ("Memory", row.memory, row.memory_trend, row.memory_stats, frame.thresholds.memory),
-        ):
-            low, mean, high = stats
-            text.append(f"{name} {cells.percent(value)}", style="bold")
-            if low is not None and mean is not None and high is not None:
-                text.append(f"   min {low:.0f}%  avg {mean:.0f}%  max {high:.0f}%", style="dim")
-            text.append(f"   (threshold {limit:g}%)\n", style="dim")
-            for line in cells.bars(trend, width, 5):
-                text.append("  │" + line + "\n", style="cyan")
-            text.append("  └" + "─" * width + "\n\n", style="dim")
-        clock = frame.clock if frame.replay is not None else now
-        if row.last_error is None:
-            text.append("Last error: none\n")
-        else:
-            reason, when = row.last_error
-            text.append(f"Last error: {terminal_safe(reason)} ({age(clock - when)} ago)\n")
-        found = cells.forecasts(row, frame)
-        text.append("Forecast: " + ("; ".join(found) if found else "no threshold within the hour"))
-        return text
-
-
-class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,backspace", "close", "Close", show=False),
-    ]
-
-    def compose(self) -> ComposeResult:
-        text = Text("Keys\n\n", style="bold")
-        for keys, what in HELP:
-            text.append(f"  {keys:<16}", style="bold cyan")
-            text.append(f"{what}\n")
-        text.append("\nEsc or ? closes this help.", style="dim")
-        with Vertical(id="help"):
-            yield Static(text)
-
-    def action_close(self) -> None:
-        self.app.pop_screen()

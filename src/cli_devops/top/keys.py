@@ -1,0 +1,46 @@
+"""The console's keys, as the help screen and the key line show them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS_HINT = (
+    "↑↓/jk move  Enter open  Esc back  / filter  s sort  p pause  r poll now  ? help  q quit"
+)
+HELP = [
+    ("↑ ↓  j k", "move; PgUp PgDn Home End jump"),
+    ("Enter", "open the service or instance under the cursor"),
+    ("Esc  Backspace", "back to the previous screen"),
+    ("/", "filter: services by name; instances by IP or status (Enter applies, empty clears)"),
+    ("s", "sort by the next column (or click a column's header)"),
+    ("p", "pause the view (polls go on); in a replay, pause the replay"),
+    ("← →", "in a paused replay: one poll back or on"),
+    ("r", "poll now"),
+    ("?", "this help"),
+    ("q  Ctrl+C", "quit"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,backspace", "close", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        text = Text("Keys\n\n", style="bold")
+        for keys, what in HELP:
+            text.append(f"  {keys:<16}", style="bold cyan")
+            text.append(f"{what}\n")
+        text.append("\nEsc or ? closes this help.", style="dim")
+        with Vertical(id="help"):
+            yield Static(text)
+
+    def action_close(self) -> None:
+        self.app.pop_screen()
