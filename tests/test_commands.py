@@ -128,8 +128,8 @@ def test_status_averages_and_flags(cli, sim):
 def test_status_table_rounds_for_reading(cli, sim):
     result = cli("--cp-url", sim.url, "status", "--service", "UserService")
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["Service", "Instances", "Healthy", "Unhealthy", "Unknown", "Outliers",
-                                "CPU", "avg", "Memory", "avg", "Status"]  # fmt: skip
+    assert lines[0].split() == ["Service", "Instances", "Healthy", "Unhealthy", "Unknown",
+                                "Outliers", "CPU", "avg", "Memory", "avg", "Status"]  # fmt: skip
     assert lines[1].split() == ["UserService", "3", "2", "1", "0", "0", "63.7%", "41.7%", "Healthy"]
 
 
