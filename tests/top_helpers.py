@@ -9,15 +9,16 @@ from typing import Any
 
 from rich.text import Text
 
-from cli_devops.commands import App
+from cli_devops.app import App
 from cli_devops.environment import Environment
+from cli_devops.settings import ClientSettings
 from cli_devops.top.app import TopApp
 from cli_devops.top.command import Session, TopOptions, prepare
 from cli_devops.top.screens import FrameView
 
 
 def session(url: str, **options: Any) -> Session:
-    app = App(base_url=url, env=Environment(), retries=0, timeout=2.0)
+    app = App(ClientSettings(base_url=url, retries=0, timeout=2.0), env=Environment())
     return prepare(app, TopOptions(**options))
 
 

@@ -46,7 +46,7 @@ class Output(NamedTuple):
 
 
 class Column(NamedTuple):
-    """A table column: `kind` is "text", "count", "percent" (a reading) or "average" or "flag"
+    """A table column: `kind` is "text", "count", "percent" (a reading), "average" or "flag"
     (true shown as the column's key, false as nothing).
 
     In a terminal too narrow for the table, headers are first shortened to `short`, then

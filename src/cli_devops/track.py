@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -28,6 +27,7 @@ from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY, TrackState
 from cli_devops.keys import KeyListener
 from cli_devops.model import Instance
+from cli_devops.polling import Ticker, rfc3339
 from cli_devops.render import (
     OutputFormat,
     RecordWriter,
@@ -58,38 +58,6 @@ class TrackOptions:
     output: OutputFormat = "table"
     headers: bool = True
     """Header lines in table and CSV records."""
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Ticker:
-    """Poll start times on a fixed grid: start, start + interval, start + 2 * interval, ...
-
-    The time a poll takes is thus subtracted from the wait, and late wake-ups do not add up. A
-    poll that overruns its slot skips the missed slots instead of firing a burst of catch-up
-    polls at an API that is already slow.
-    """
-
-    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
-        self.interval = interval
-        self.clock = clock
-        self._start: float | None = None
-        self._slot = 0
-
-    def delay(self) -> float:
-        """Seconds to wait before the next poll (0 for the first)."""
-        now = self.clock()
-        if self._start is None:
-            self._start = now
-            return 0.0
-        self._slot += 1
-        due = self._start + self._slot * self.interval
-        if due < now:
-            self._slot = math.floor((now - self._start) / self.interval) + 1
-            due = self._start + self._slot * self.interval
-        return due - now
 
 
 class Poll(NamedTuple):

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from rich.text import Text
 
 from cli_devops.history import sparkline
 from cli_devops.live import age
-from cli_devops.render import STATUS_STYLES, terminal_safe
+from cli_devops.render import STATUS_STYLES
+from cli_devops.text import terminal_safe
 from cli_devops.top.forecast import describe, eta
 from cli_devops.top.state import GONE, Frame, InstanceRow
 from cli_devops.top.table import Cell
+
+
+class Console(Protocol):
+    """What a screen reads from the app it runs in (`app.TopApp`)."""
+
+    frame: Frame | None
+    paused: bool
+    clock: Callable[[], float]
+
 
 STYLES = {**STATUS_STYLES, GONE: "dim"}
 BAR_LEVELS = " ▁▂▃▄▅▆▇█"

@@ -18,7 +18,7 @@ from cli_devops.top.recording import Recorder, Recording, read_recording
 from cli_devops.top.state import FleetState
 
 if TYPE_CHECKING:
-    from cli_devops.commands import App
+    from cli_devops.app import App
     from cli_devops.top.app import Feed, TopApp
     from cli_devops.top.source import FleetSource
 
@@ -84,7 +84,7 @@ def prepare(app: App, options: TopOptions, source: FleetSource | None = None) ->
         interval = ReplayFeed.interval_of(recording)
         name = f"replay of {Path(options.replay).name}"
     else:
-        source = source or CpxSource(app.client_settings(), env.now)
+        source = source or CpxSource(app.settings, env.now)
         interval = options.interval
         name = source.name
         if options.record is not None:

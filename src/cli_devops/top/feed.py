@@ -15,10 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from cli_devops.polling import Ticker
 from cli_devops.top.recording import Recorder, Recording
 from cli_devops.top.source import FleetSource, Reading
 from cli_devops.top.state import FleetState, Frame, Replay
-from cli_devops.track import Ticker
 
 Deliver = Callable[[Frame], None]
 Crashed = Callable[[BaseException], None]

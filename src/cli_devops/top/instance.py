@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,14 +11,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from cli_devops.live import age
-from cli_devops.render import terminal_safe
+from cli_devops.text import terminal_safe
 from cli_devops.top import cells
 from cli_devops.top.cells import runs_text
 from cli_devops.top.keys import KEYS_HINT
 from cli_devops.top.state import Frame
-
-if TYPE_CHECKING:
-    from cli_devops.top.app import TopApp
 
 CHART_HEIGHT = 5
 
@@ -36,8 +33,8 @@ class InstanceScreen(Screen[None]):
         self.ip = ip
 
     @property
-    def top(self) -> TopApp:
-        return self.app  # type: ignore[return-value]
+    def top(self) -> cells.Console:
+        return cast("cells.Console", self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")

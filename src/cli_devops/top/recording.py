@@ -20,8 +20,8 @@ from typing import TextIO
 
 from cli_devops.errors import PayloadError
 from cli_devops.model import Instance, parse_percent, parse_service
+from cli_devops.polling import rfc3339
 from cli_devops.top.source import Reading
-from cli_devops.track import rfc3339
 
 MAX_REASON = 1000
 """Longest error reason kept from a recording."""

@@ -4,7 +4,7 @@ an instance (its history at length), and the key help."""
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,16 +12,13 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from cli_devops.live import ROW_ORDER
-from cli_devops.render import terminal_safe
+from cli_devops.text import terminal_safe
 from cli_devops.top import cells
 from cli_devops.top.cells import runs_text
 from cli_devops.top.instance import InstanceScreen
 from cli_devops.top.keys import KEYS_HINT
 from cli_devops.top.state import Frame, InstanceRow, ServiceRow
 from cli_devops.top.table import Cell, Column, RowTable
-
-if TYPE_CHECKING:
-    from cli_devops.top.app import TopApp
 
 MIN_SPARK = 6
 
@@ -50,8 +47,8 @@ class FrameView(Screen[None]):
         self.table.sort_column = self.sort_column
 
     @property
-    def top(self) -> TopApp:
-        return self.app  # type: ignore[return-value]
+    def top(self) -> cells.Console:
+        return cast("cells.Console", self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")

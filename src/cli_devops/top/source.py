@@ -15,7 +15,8 @@ from cli_devops.errors import ApiUnreachable
 from cli_devops.model import Instance
 
 if TYPE_CHECKING:
-    from cli_devops.client import ClientSettings, CpxClient
+    from cli_devops.client import CpxClient
+    from cli_devops.settings import ClientSettings
 
 
 @dataclass(frozen=True)
