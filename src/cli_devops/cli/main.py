@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import click
 
 from cli_devops import __version__
-from cli_devops.cli import fleet, servers
+from cli_devops.cli import console, fleet, servers
 from cli_devops.cli.options import (
     GIVEN_BEFORE,
     RUN,
@@ -60,6 +60,7 @@ for _command in (
     fleet.status,
     fleet.unhealthy_services,
     fleet.track,
+    console.top,
     servers.exporter,
     servers.simulate,
 ):

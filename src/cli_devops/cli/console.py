@@ -1,0 +1,57 @@
+"""The `top` command: the interactive fleet console."""
+
+from __future__ import annotations
+
+import click
+
+from cli_devops.cli.options import (
+    CONNECTION,
+    THRESHOLDS,
+    GlobalValues,
+    global_options,
+    min_healthy_option,
+)
+
+
+@click.command()
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              metavar="SECONDS", help="Time between polls.")  # fmt: skip
+@click.option("--history", type=click.IntRange(1, 1000), default=30, show_default=True,
+              metavar="N", help="Samples kept per instance: sparklines and forecasts.")  # fmt: skip
+@min_healthy_option
+@click.option("--record", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Append every poll to FILE (one JSON object per line).")  # fmt: skip
+@click.option("--replay", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Play a recording back instead of reading the API.")  # fmt: skip
+@click.option("--speed", type=click.FloatRange(min=0.01, max=1000), metavar="X",
+              help="Replay at X times the recorded pace [default: 1].")  # fmt: skip
+@global_options(*CONNECTION, *THRESHOLDS, "no_color")
+def top(
+    options: GlobalValues,
+    interval: float,
+    history: int,
+    min_healthy: int,
+    record: str | None,
+    replay: str | None,
+    speed: float | None,
+) -> int:
+    """Interactive console of the whole fleet: services worst first, drill down to instances,
+    outliers and forecasts; q quits, ? shows the keys. Needs a terminal."""
+    from cli_devops.cli.make_app import make_app
+    from cli_devops.top import TopOptions
+    from cli_devops.top import top as console
+
+    if record and replay:
+        raise click.UsageError("give --record or --replay, not both")
+    if speed is not None and not replay:
+        raise click.UsageError("--speed applies to --replay only")
+    app = make_app(click.get_current_context(), options)
+    top_options = TopOptions(
+        interval=interval,
+        history=history,
+        min_healthy=min_healthy,
+        record=record,
+        replay=replay,
+        speed=speed or 1.0,
+    )
+    return console(app, top_options)
