@@ -11,7 +11,7 @@ from rich.text import Text
 from cli_devops.history import sparkline
 from cli_devops.live import age
 from cli_devops.render import STATUS_STYLES
-from cli_devops.text import terminal_safe
+from cli_devops.text import plural, terminal_safe
 from cli_devops.top.forecast import describe, eta
 from cli_devops.top.state import GONE, Frame, InstanceRow
 from cli_devops.top.table import Cell
@@ -170,7 +170,7 @@ def totals_line(frame: Frame | None) -> list[tuple[str, str]]:
         return [("", "")]
     t = frame.totals
     return [
-        (f"{t.instances} instances in {t.services} services: ", ""),
+        (f"{plural(t.instances, 'instance')} in {plural(t.services, 'service')}: ", ""),
         (f"{t.healthy} healthy", "green"),
         (", ", ""),
         (f"{t.unhealthy} unhealthy", "bold red" if t.unhealthy else ""),
@@ -180,7 +180,7 @@ def totals_line(frame: Frame | None) -> list[tuple[str, str]]:
             f"; {t.flagged} under-replicated (fewer than {frame.min_healthy} healthy)",
             "bold red" if t.flagged else "",
         ),
-        (f"; {t.outliers} outliers", "magenta" if t.outliers else ""),
+        (f"; {plural(t.outliers, 'outlier')}", "magenta" if t.outliers else ""),
     ]
 
 

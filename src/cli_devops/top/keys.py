@@ -18,7 +18,7 @@ HELP = [
     ("↑ ↓  j k", "move; PgUp PgDn Home End jump"),
     ("Enter", "open the service or instance under the cursor"),
     ("Esc  Backspace", "back to the previous screen"),
-    ("/", "filter: services by name; instances by IP or status (Enter applies, empty clears)"),
+    ("/", "filter services by name, instances by IP or status; Enter applies"),
     ("s", "sort by the next column (or click a column's header)"),
     ("p", "pause the view (polls go on); in a replay, pause the replay"),
     ("← →", "in a paused replay: one poll back or on"),
