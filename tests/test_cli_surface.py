@@ -25,7 +25,8 @@ def test_demo_services_as_a_real_process():
     result = run_process("--demo", "services")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["IP", "Service", "Status", "CPU", "Memory"]
+    assert lines[0].split()[:5] == ["IP", "Service", "Status", "CPU", "Memory"]
+    assert lines[0].split()[5:] in ([], ["Note"])  # Note: the demo fleet drifts into outliers
     assert re.fullmatch(r"150 instances: \d+ healthy, \d+ unhealthy, 0 unknown\n", result.stderr)
     assert len(lines) == 151
 
