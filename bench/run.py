@@ -20,7 +20,8 @@ variants of a case take turns, run after run, so a noisy neighbour hurts them al
    top-level one.
 
 Plus one redraw of `track`'s live view at the fleet size vs 150 instances (in-process, see
-`live_tick.py`), and the HTTP client choice (aiohttp vs httpx) when httpx is installed
+`live_tick.py`), the `top` console at the fleet size vs 150 instances (see `top.py`), and the
+HTTP client choice (aiohttp vs httpx) when httpx is installed
 (`.[bench]` extra).
 Linux only (`os.wait4`, `/proc`).
 """
@@ -59,12 +60,15 @@ class Sizes:
     runs: int = 3
     startup_runs: int = 20
     wrk_seconds: float = 5.0
+    top_seconds: float = 60.0
+    top_polls: int = 120
 
 
 FULL = Sizes()
 QUICK = Sizes(
-    fleet=300, latency_ms=5.0, small=200, large=2_000, runs=1, startup_runs=3, wrk_seconds=1.0
-)
+    fleet=300, latency_ms=5.0, small=200, large=2_000, runs=1, startup_runs=3, wrk_seconds=1.0,
+    top_seconds=10.0, top_polls=20,
+)  # fmt: skip
 
 
 class BenchError(Exception):
@@ -492,7 +496,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  done: case_rate_and_memory", file=sys.stderr, flush=True)
         rows += case_capacity(sizes, client_rate)
         print("  done: case_capacity", file=sys.stderr, flush=True)
-        for case in (case_reference, case_live_view):
+        from top import case_top  # bench/top.py, next to this file
+
+        for case in (case_reference, case_live_view, case_top):
             rows += case(sizes, cli)
             print(f"  done: {case.__name__}", file=sys.stderr, flush=True)
     except BenchError as err:

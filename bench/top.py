@@ -27,12 +27,16 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from run import Row, Sizes
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 INTERVAL = 5.0
@@ -77,10 +81,11 @@ async def _until(pilot: Any, check: Callable[[], object], timeout: float = 120) 
 
 def keys(url: str) -> dict[str, Any]:
     from cli_devops.app import App
+    from cli_devops.environment import Environment
     from cli_devops.settings import ClientSettings
     from cli_devops.top.command import TopOptions, prepare
 
-    app = App(ClientSettings(base_url=url))
+    app = App(ClientSettings(base_url=url), env=Environment(color=True))
     console = prepare(app, TopOptions(interval=INTERVAL)).console
     result: dict[str, Any] = {}
 
@@ -184,6 +189,66 @@ def memory(size: int, polls: int, history: int = 30) -> dict[str, Any]:
     quarter, full = rss[polls // 4], rss[polls]
     return {"rss_mib": [quarter, full], "polls": [polls // 4, polls], "history": history,
             "poll_work_ms": statistics.median(apply_ms)}  # fmt: skip
+
+
+TOP_KEYS = (
+    ("move", "move the cursor"),
+    ("filter", "apply or clear a filter"),
+    ("drill", "drill into the largest service"),
+    ("move_in_service", "move in that service"),
+    ("back", "back to the fleet"),
+)
+
+
+def top_measure(*args: str) -> dict[str, Any]:
+    from run import BenchError
+
+    done = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"bench/top.py {args[0]}: {done.stderr[-500:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def case_top(sizes: Sizes, cli: list[str]) -> list[Row]:
+    """`top` at fleet scale: a key's effect on screen while polls run, the console's own CPU at
+    a 5 s interval, and memory over a long run; for `bench/run.py`."""
+    from run import Row, server, times, verdict
+
+    case = "top console"
+    keys = {}
+    for size in (150, sizes.fleet):
+        with server("--fleet", str(size), "--seed", "1") as serving:
+            keys[size] = top_measure("keys", serving.url)
+    small, large = keys[150], keys[sizes.fleet]
+    rows = []
+    for name, label in TOP_KEYS:
+        median, worst = large[f"{name}_ms"]
+        rows.append(
+            Row(case, f"{label}, {sizes.fleet:,} instances (largest service "
+                f"{large['largest_service']:,}): median (worst)",
+                f"{median:.0f} ms ({worst:.0f})", f"{times(median / small[f'{name}_ms'][0])} "
+                "150 instances", "< 100 ms", verdict(median < 100))
+        )  # fmt: skip
+    with server("--fleet", str(sizes.fleet), "--seed", "1") as serving:
+        used = top_measure("cpu", serving.url, str(sizes.top_seconds))
+    share = used["core_share"]
+    rows.append(
+        Row(case, f"own CPU at a 5 s interval, reads included, {sizes.fleet:,} instances, "
+            f"{used['seconds']:.0f} s", f"{share:.0%} of a core", f"peak RSS "
+            f"{used['peak_rss_mib']:.0f} MiB", "< 40%", verdict(share < 0.4))
+    )  # fmt: skip
+    memory = top_measure("memory", str(sizes.fleet), str(sizes.top_polls))
+    early, late = memory["rss_mib"]
+    first, last = memory["polls"]
+    rows.append(
+        Row(case, f"RSS after {first} and after {last} polls of {sizes.fleet:,} instances "
+            "(--history 30)", f"{early:.0f} / {late:.0f} MiB", f"{times(late / early)}",
+            "<= 1.1x", verdict(late / early <= 1.1))
+    )  # fmt: skip
+    return rows
 
 
 def main(argv: list[str]) -> int:

@@ -75,6 +75,7 @@ def test_after_the_command_wins_over_before_and_over_the_environment(cli, sim, m
     [
         *((["simulate", "--port", "0"], name) for name in (*FLEET_VIEW,)),
         *((["exporter", "--listen", "127.0.0.1:0"], name) for name in ("strict", "no_color")),
+        (["top"], "strict"),  # the console shows what could not be read instead
     ],
     ids=lambda value: value if isinstance(value, str) else value[0],
 )
@@ -91,6 +92,7 @@ def test_each_command_help_lists_the_global_options_it_uses(cli, command):
     uses = {
         "simulate": (),
         "exporter": (*CONNECTION, *THRESHOLDS),
+        "top": (*CONNECTION, *THRESHOLDS, "no_color"),
     }.get(command, FLEET_VIEW)
     for name, option in BY_NAME.items():
         if name == "debug" or name in uses:

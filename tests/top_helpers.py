@@ -18,7 +18,7 @@ from cli_devops.top.screens import FrameView
 
 
 def session(url: str, **options: Any) -> Session:
-    app = App(ClientSettings(base_url=url, retries=0, timeout=2.0), env=Environment())
+    app = App(ClientSettings(base_url=url, retries=0, timeout=2.0), env=Environment(color=True))
     return prepare(app, TopOptions(**options))
 
 

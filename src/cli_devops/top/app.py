@@ -73,8 +73,14 @@ class TopApp(App[None]):
         *,
         clock: Callable[[], float],
         player: bool = False,
+        color: bool = True,
     ) -> None:
         super().__init__()
+        if not color and not self.no_color:  # --no-color as Textual takes NO_COLOR
+            from textual.filter import Monochrome
+
+            self.no_color = True
+            self._filters.append(Monochrome())
         self.make_feed = make_feed
         self.clock = clock
         self.player = player

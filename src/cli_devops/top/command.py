@@ -115,7 +115,7 @@ def prepare(app: App, options: TopOptions, source: FleetSource | None = None) ->
             recorder=recorder,
         )
 
-    console = TopApp(make_feed, clock=env.monotonic, player=recording is not None)
+    console = TopApp(make_feed, clock=env.monotonic, player=recording is not None, color=env.color)
     return Session(console, recording, recorder)
 
 

@@ -41,7 +41,14 @@ class InstanceScreen(Screen[None]):
         yield Static(id="body")
         yield Static(KEYS_HINT, id="keys")
 
+    def retarget(self, service: str, ip: str) -> None:
+        self.service = service
+        self.ip = ip
+
     def on_mount(self) -> None:
+        self.show(self.top.frame)
+
+    def on_screen_resume(self) -> None:
         self.show(self.top.frame)
 
     def on_resize(self) -> None:

@@ -21,6 +21,8 @@ from cli_devops.top.state import Frame, InstanceRow, ServiceRow
 from cli_devops.top.table import Cell, Column, RowTable
 
 MIN_SPARK = 6
+SERVICE_SCREEN = "top-service"
+INSTANCE_SCREEN = "top-instance"
 
 
 def plain(text: str, spec: str = "") -> Cell:
@@ -292,7 +294,15 @@ class FleetScreen(FrameView):
         return _service_order(row)
 
     def open(self, key: Hashable) -> None:
-        self.app.push_screen(ServiceScreen(str(key)))
+        # One service screen, installed once and pointed at each service opened: building and
+        # styling a new screen for every Enter is most of a drill-down's time.
+        if self.app.is_screen_installed(SERVICE_SCREEN):
+            screen = self.app.get_screen(SERVICE_SCREEN)
+            assert isinstance(screen, ServiceScreen)
+            screen.retarget(str(key))
+        else:
+            self.app.install_screen(ServiceScreen(str(key)), SERVICE_SCREEN)
+        self.app.push_screen(SERVICE_SCREEN)
 
 
 def _instance_order(row: InstanceRow) -> tuple[int, float, tuple[int, int]]:
@@ -309,6 +319,18 @@ class ServiceScreen(FrameView):
         self.service = service
         super().__init__()
         self.place = f"Fleet › {terminal_safe(service)}"
+
+    def retarget(self, service: str) -> None:
+        """Show `service` from the top, unfiltered, worst first."""
+        self.service = service
+        self.place = f"Fleet › {terminal_safe(service)}"
+        self.filter_text = ""
+        self.sort_column = self.default_sort
+        self.table.rows = ()
+        self.table.cursor = self.table.top = 0
+        if self.is_mounted:
+            self.query_one("#filter", Input).display = False
+            self.table.focus()
 
     def columns(self, spark: int) -> list[Column]:
         frame = self.top.frame
@@ -383,4 +405,10 @@ class ServiceScreen(FrameView):
         return _instance_order(row)
 
     def open(self, key: Hashable) -> None:
-        self.app.push_screen(InstanceScreen(self.service, str(key)))
+        if self.app.is_screen_installed(INSTANCE_SCREEN):
+            screen = self.app.get_screen(INSTANCE_SCREEN)
+            assert isinstance(screen, InstanceScreen)
+            screen.retarget(self.service, str(key))
+        else:
+            self.app.install_screen(InstanceScreen(self.service, str(key)), INSTANCE_SCREEN)
+        self.app.push_screen(INSTANCE_SCREEN)
