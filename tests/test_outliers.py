@@ -127,3 +127,25 @@ def test_status_json_and_table_count_outliers(cli, planted_sim):
     result = cli("--cp-url", planted_sim.url, "status")
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:3]}
     assert rows["Api"][:6] == ["Api", "7", "7", "0", "0", "1"]
+
+
+def test_tracks_live_view_notes_the_outlier_as_top_does():
+    import io
+    from datetime import datetime, timezone
+
+    from rich.console import Console
+
+    from cli_devops.history import TrackState
+    from cli_devops.live import build_view
+
+    state = TrackState(service="Api", base_url="http://127.0.0.1:9", interval=3.0)
+    members = service("Api", [*TIGHT, 90.0])
+    state.begin_poll(0.0)
+    state.record(members, moment=datetime(2026, 1, 1, tzinfo=timezone.utc), clock=0.1)
+    console = Console(file=io.StringIO(), width=120, height=30, color_system=None)
+    console.print(build_view(state, now=1.0, width=120, height=30))
+    lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    header = next(line for line in lines if line.lstrip().startswith("IP"))
+    assert header.split()[-1] == "Note"
+    flagged = [line for line in lines if "outlier" in line]
+    assert [line.split()[0] for line in flagged] == ["10.1.1.8"]

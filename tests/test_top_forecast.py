@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli_devops.top.forecast import describe, eta
+from cli_devops.forecast import describe, eta
 
 
 def test_a_steady_leak_crosses_in_the_expected_time():

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cli_devops.health import Status, Thresholds, instance_status
+from cli_devops.health import Status, Thresholds, instance_status, outliers
 from cli_devops.model import Instance, ip_sort_key
 
 DEFAULT_HISTORY = 30
@@ -149,6 +149,8 @@ class TrackState:
     error: str | None = None
     """Why the latest poll failed; None when it succeeded (the data is current)."""
     tracks: dict[str, InstanceTrack] = field(default_factory=dict)
+    flagged: set[str] = field(default_factory=set)
+    """IPs of the outliers of the latest successful poll (`health.outliers`)."""
     retired: deque[InstanceTrack] = field(default_factory=lambda: deque(maxlen=MAX_RETIRED))
 
     @property
@@ -166,6 +168,8 @@ class TrackState:
         self.error = None
         self.last_ok_clock, self.last_ok_moment, self.last_ok_poll = clock, moment, self.polls
         listed: set[str] = set()
+        members = list(members)
+        self.flagged = outliers(members)
         for instance in members:
             listed.add(instance.ip)
             track = self.tracks.get(instance.ip) or self._revive(instance)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import OverflowMethod, RenderableType
     from rich.text import Text
 
+MAX_NOTE = len("outlier")
 MIN_SPARK = 8
 """Narrower than this, a sparkline says too little: drop it and keep the numbers."""
 STATS_WIDTH = len("min avg max")
@@ -88,7 +89,9 @@ def build_view(
     ip_width = max([len("IP")] + [len(track.ip) for track in tracks[:shown]])
     status_width = max([len("Status")] + [len(status) for status in statuses[:shown]])
     core = ip_width + status_width + len("100%") + len("Memory") + 3
-    layout = choose_layout(width, state.history, core)
+    notes = [_note(state, track) for track in tracks[:shown]]
+    note_width = min(max(map(len, notes), default=0), MAX_NOTE)
+    layout = choose_layout(width - (note_width + 1 if note_width else 0), state.history, core)
     levels = SPARK_LEVELS if unicode else ASCII_LEVELS
     overflow: OverflowMethod = "ellipsis" if unicode else "crop"
 
@@ -105,8 +108,13 @@ def build_view(
             table.add_column(
                 "min avg max", no_wrap=True, overflow=overflow, width=STATS_WIDTH + spacer
             )
-    for track, status in zip(tracks[:shown], statuses[:shown]):
-        table.add_row(*_row(state, track, status, layout, levels))
+    if note_width:
+        table.add_column("Note", no_wrap=True, overflow=overflow, max_width=MAX_NOTE)
+    for track, status, flag in zip(tracks[:shown], statuses[:shown], notes):
+        cells = _row(state, track, status, layout, levels)
+        if note_width:
+            cells.append(Text(flag, style="bold magenta"))
+        table.add_row(*cells)
 
     lines: list[RenderableType] = [
         _one_line(_title(state, unicode), overflow),
@@ -121,6 +129,12 @@ def build_view(
     if reasons:
         lines.append(_one_line(Text(reasons, style="yellow"), overflow))
     return Group(*lines)
+
+
+def _note(state: TrackState, track: InstanceTrack) -> str:
+    """`outlier` when the instance is one within its service (health.outliers), as in `top`'s
+    Note; forecasts stay in `top`, where there is room for them."""
+    return "outlier" if not track.gone and track.ip in state.flagged else ""
 
 
 def _one_line(text: Text, overflow: OverflowMethod) -> Text:

@@ -16,7 +16,6 @@ from cli_devops.health import (
     ServiceSummary,
     Status,
     Thresholds,
-    outliers,
     summarize_services,
 )
 from cli_devops.history import InstanceTrack, Series, TrackState
@@ -143,7 +142,6 @@ class FleetState:
         self.service_cpu: dict[str, Series] = {}
         self.service_memory: dict[str, Series] = {}
         self.deltas: dict[str, tuple[float | None, float | None]] = {}
-        self.flagged: set[str] = set()
         self.summaries: list[ServiceSummary] = []
         self.unassigned = 0
         self.last_errors: dict[str, tuple[str, float]] = {}
@@ -174,7 +172,6 @@ class FleetState:
             self.last_errors = {
                 ip: error for ip, error in self.last_errors.items() if ip in track.tracks
             }
-        self.flagged = outliers(reading.instances)
         summaries = summarize_services(reading.instances, track.thresholds, track.min_healthy)
         self.unassigned = sum(1 for i in reading.instances if i.service is None)
         present = {s.service for s in summaries}
@@ -257,7 +254,7 @@ class FleetState:
             memory_stats=(memory.low, memory.mean, memory.high),
             cpu_delta=cpu_delta,
             memory_delta=memory_delta,
-            outlier=not gone and item.ip in self.flagged,
+            outlier=not gone and item.ip in self.track.flagged,
             error=None if gone else latest.error,
             last_error=self.last_errors.get(item.ip),
         )
