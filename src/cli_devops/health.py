@@ -6,7 +6,6 @@ apply exactly the same rule.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -116,10 +115,19 @@ def service_outliers(members: Sequence[Instance]) -> set[str]:
     return flagged
 
 
+def median(values: Sequence[float]) -> float:
+    """The median (here rather than `statistics`, whose import every command would pay)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def _deviating(values: Sequence[float]) -> list[int]:
-    centre = statistics.median(values)
+    centre = median(values)
     distances = [abs(value - centre) for value in values]
-    limit = OUTLIER_MADS * MAD_SCALE * statistics.median(distances)
+    limit = OUTLIER_MADS * MAD_SCALE * median(distances)
     return [
         index
         for index, distance in enumerate(distances)
