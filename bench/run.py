@@ -61,7 +61,7 @@ class Sizes:
     startup_runs: int = 20
     wrk_seconds: float = 5.0
     top_seconds: float = 60.0
-    top_polls: int = 120
+    top_polls: int = 240
 
 
 FULL = Sizes()

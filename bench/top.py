@@ -15,8 +15,8 @@ process) at 150 instances and at the fleet size and reports the ratios.
   core its process used (user + system, reads included) over SECONDS after the first poll, and
   its peak RSS.
 - memory: a `FleetState` fed POLLS synthetic polls, a frame built after each as the console
-  does; the process's RSS after a quarter of the polls and after all of them (bounded by
-  --history: the two should match).
+  does; the process's RSS after a quarter of the polls and after all of them. With --history
+  30 every buffer is full after 30 polls; from twice that on, memory must stay flat.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import io
 import os
 import re
 import sys
+import time
 
 import pexpect
 
@@ -50,11 +51,14 @@ def test_start_filter_drill_down_and_quit_in_a_terminal(sim, tmp_path):
         child.expect("UserService")
         child.expect("10.0.0.10")
         screen = ANSI.sub("", transcript.getvalue())
+        pressed = time.monotonic()
         child.send("q")
         child.expect(pexpect.EOF)
+        quit_seconds = time.monotonic() - pressed
     finally:
         child.close(force=True)
     assert child.exitstatus == 0, transcript.getvalue()[-2000:]
+    assert quit_seconds < 5  # a second is the aim; only a hang fails this
     output = transcript.getvalue()
     assert "\x1b[?1049h" in output  # the alternate screen ...
     tail = output[output.rindex("\x1b[?1049l") :]  # ... left at the end,
@@ -63,6 +67,22 @@ def test_start_filter_drill_down_and_quit_in_a_terminal(sim, tmp_path):
     assert re.search(r"Unhealthy\s+MLService\s+2\s+0/2", screen)
     assert re.search(r"10\.0\.0\.10\s+Unhealthy\s+91%", screen)
     assert len(recording.read_text().splitlines()) >= 1
+
+
+def test_ctrl_c_quits_from_a_service_screen_and_restores_the_terminal(sim):
+    child, transcript = spawn_top("top", "--cp-url", sim.url, "--interval", "0.3")
+    try:
+        child.expect("MLService")
+        child.send("\r")
+        child.expect("Fleet › MLService")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    output = transcript.getvalue()
+    assert "\x1b[?25h" in output[output.rindex("\x1b[?1049l") :]
+    assert "Traceback" not in output
 
 
 def test_replay_in_a_terminal_needs_no_api(tmp_path):
