@@ -11,6 +11,7 @@ from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 from cli_devops.top.instance import InstanceScreen
 from cli_devops.top.keys import HelpScreen
 from cli_devops.top.screens import FleetScreen, ServiceScreen
+from cli_devops.top.table import RowTable
 
 from .top_helpers import session, static_text, table_lines, until
 
@@ -209,3 +210,41 @@ def test_quit_keys_stop_the_poll_thread(sim, key):
 
     asyncio.run(scenario())
     assert not any(thread.name == "top-poll" for thread in threading.enumerate())
+
+
+def test_clicking_a_header_sorts_by_that_column(sim):
+    async def scenario() -> None:
+        console = session(sim.url, interval=0.2).console
+        async with console.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: console.frame is not None)
+            header = table_lines(console)[0]
+            await pilot.click(RowTable, offset=(header.index("Inst") + 1, 0))
+            assert "Inst▼" in table_lines(console)[0]
+            counts = [int(line.split()[2]) for line in table_lines(console)[1:]]
+            assert counts == sorted(counts, reverse=True)
+            await pilot.click(RowTable, offset=(header.index("Service") + 1, 0))
+            names = [line.split()[1] for line in table_lines(console)[1:]]
+            assert names == ["AuthService", "GeoService", "MLService", "UserService"]
+            await pilot.press("q")
+
+    asyncio.run(scenario())
+
+
+def test_an_unwritable_recording_is_a_usage_error(sim, tmp_path):
+    from cli_devops.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"^cannot write the recording .*: No such file"):
+        session(sim.url, record=str(tmp_path / "missing" / "night.jsonl"))
+
+
+def test_no_color_draws_in_monochrome(sim):
+    from cli_devops.app import App
+    from cli_devops.environment import Environment
+    from cli_devops.settings import ClientSettings
+    from cli_devops.top.command import TopOptions, prepare
+
+    plain = prepare(App(ClientSettings(base_url=sim.url), env=Environment(color=False)),
+                    TopOptions()).console  # fmt: skip
+    coloured = session(sim.url).console
+    assert plain.no_color
+    assert not coloured.no_color
