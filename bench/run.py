@@ -67,7 +67,7 @@ class Sizes:
 FULL = Sizes()
 QUICK = Sizes(
     fleet=300, latency_ms=5.0, small=200, large=2_000, runs=1, startup_runs=3, wrk_seconds=1.0,
-    top_seconds=10.0, top_polls=20,
+    top_seconds=3.0, top_polls=20,
 )  # fmt: skip
 
 
