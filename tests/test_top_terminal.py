@@ -123,3 +123,21 @@ def test_record_and_replay_together_is_a_usage_error(cli, tmp_path):
     result = cli("top", "--speed", "2")
     assert result.exit_code == 2
     assert "--speed applies to --replay only" in result.stderr
+
+
+def test_stderr_redirected_is_a_usage_error_too(sim, tmp_path):
+    log = tmp_path / "debug.log"
+    child = pexpect.spawn(
+        "/bin/sh",
+        ["-c", f'"{sys.executable}" -m cli_devops top --cp-url {sim.url} 2>"{log}"'],
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+    assert log.read_text() == (
+        "cli_devops: error: top draws on the terminal through stderr, which is redirected; run it "
+        "without redirecting stderr (its diagnostics, --debug lines included, are printed there "
+        "when it closes)\n"
+    )

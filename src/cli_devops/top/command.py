@@ -28,6 +28,12 @@ NOT_A_TERMINAL = (
 )
 
 
+STDERR_NOT_A_TERMINAL = (
+    "top draws on the terminal through stderr, which is redirected; run it without redirecting "
+    "stderr (its diagnostics, --debug lines included, are printed there when it closes)"
+)
+
+
 @dataclass(frozen=True)
 class TopOptions:
     interval: float = 2.0
@@ -122,8 +128,10 @@ def prepare(app: App, options: TopOptions, source: FleetSource | None = None) ->
 def top(app: App, options: TopOptions, source: FleetSource | None = None) -> ExitStatus:
     """Run the console until `q` or Ctrl+C (exit 0)."""
     env = app.env
-    if not env.stdout_isatty or not sys.stderr.isatty():
+    if not env.stdout_isatty:
         raise UsageError(NOT_A_TERMINAL)
+    if not sys.stderr.isatty():  # where Textual draws
+        raise UsageError(STDERR_NOT_A_TERMINAL)
     session = prepare(app, options, source)
     try:
         with env.holding_warnings():
