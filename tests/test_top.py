@@ -248,3 +248,18 @@ def test_no_color_draws_in_monochrome(sim):
     coloured = session(sim.url).console
     assert plain.no_color
     assert not coloured.no_color
+
+
+def test_enter_right_after_the_filter_opens_the_service(sim):
+    async def scenario() -> None:
+        console = session(sim.url, interval=0.2).console
+        async with console.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: console.frame is not None)
+            await pilot.press("slash", *"geo", "enter", "enter")  # no pause between the two
+            await until(pilot, lambda: isinstance(console.screen, ServiceScreen))
+            assert [line.split()[0] for line in table_lines(console)[1:]] == [
+                "10.0.0.9", "10.0.0.8", "10.0.0.7"
+            ]  # fmt: skip
+            await pilot.press("q")
+
+    asyncio.run(scenario())

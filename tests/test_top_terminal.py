@@ -72,9 +72,11 @@ def test_start_filter_drill_down_and_quit_in_a_terminal(sim, tmp_path):
 def test_ctrl_c_quits_from_a_service_screen_and_restores_the_terminal(sim):
     child, transcript = spawn_top("top", "--cp-url", sim.url, "--interval", "0.3")
     try:
-        child.expect("MLService")
-        child.send("\r")
-        child.expect("Fleet › MLService")
+        child.expect("10 instances in 4 services")
+        child.send("/")
+        child.expect("Enter applies")  # the filter box is open
+        child.send("geo\r\r")  # typed ahead: filter, then open what is left
+        child.expect("Fleet › GeoService")
         child.sendintr()
         child.expect(pexpect.EOF)
     finally:

@@ -29,6 +29,23 @@ def plain(text: str, spec: str = "") -> Cell:
     return [(text, spec)]
 
 
+class FilterBox(Input):
+    """The `/` filter. Enter applies it at once, not through a message; keys typed ahead of the
+    screen (Enter Enter: filter, then open) may still reach the box after it closed, and an
+    Enter there opens the row under the cursor, as it would have in the table."""
+
+    def __init__(self, apply: Callable[[str], None], choose: Callable[[], None]) -> None:
+        super().__init__(placeholder="filter (Enter applies, empty clears)", id="filter")
+        self.apply = apply
+        self.choose = choose
+
+    async def action_submit(self) -> None:
+        if self.display:
+            self.apply(self.value)
+        else:
+            self.choose()
+
+
 class FrameView(Screen[None]):
     """A screen with the poll header, a filterable, sortable table and the fleet's totals."""
 
@@ -56,7 +73,7 @@ class FrameView(Screen[None]):
         yield Static(id="header")
         yield Static(id="place")
         yield self.table
-        yield Input(placeholder="filter (Enter applies, empty clears)", id="filter")
+        yield FilterBox(self.apply_filter, self.table.action_choose)
         yield Static(id="totals")
         yield Static(KEYS_HINT, id="keys")
 
@@ -151,9 +168,9 @@ class FrameView(Screen[None]):
         box.display = True
         box.focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.filter_text = event.value.strip()
-        event.input.display = False
+    def apply_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self.query_one("#filter", Input).display = False
         self.table.cursor = 0
         self.table.focus()
         self.show(self.top.frame)
