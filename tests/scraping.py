@@ -69,7 +69,9 @@ def samples(text: str, *, openmetrics: bool = False) -> dict[SampleKey, float]:
 
 
 def without_duration(found: dict[SampleKey, float]) -> dict[SampleKey, float]:
-    return {key: value for key, value in found.items() if key[0] != "cpx_scrape_duration_seconds"}
+    """The samples that depend on the fleet only: no scrape duration, no build information."""
+    varying = ("cpx_scrape_duration_seconds", "cpx_exporter_build_info")
+    return {key: value for key, value in found.items() if key[0] not in varying}
 
 
 def expected_samples(

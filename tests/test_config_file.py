@@ -3,7 +3,6 @@ writes that keep comments, other keys and the file mode."""
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def test_missing_file_is_no_contexts_unless_required(tmp_path):
     assert loaded.selected(None) is None
     with pytest.raises(ConfigError, match=r"none.toml \(no such file\); known contexts: none"):
         loaded.selected("prod")
-    with pytest.raises(ConfigError, match="config file .*none.toml does not exist"):
+    with pytest.raises(ConfigError, match=r"config file .*none.toml does not exist"):
         config.load(tmp_path / "none.toml", required=True)
 
 
@@ -113,13 +112,13 @@ def test_invalid_value_names_line_and_key(tmp_path):
 def test_not_utf8_or_too_big_or_a_directory(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_bytes(b"cp-url = '\xff'\n")
-    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text"):
         config.load(bad)
     big = tmp_path / "big.toml"
     big.write_bytes(b"#" * (config.MAX_FILE_SIZE + 1))
-    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+    with pytest.raises(ConfigError, match=r"larger than 1024 KiB"):
         config.load(big)
-    with pytest.raises(ConfigError, match="cannot read config file|not a regular file"):
+    with pytest.raises(ConfigError, match=r"cannot read config file|not a regular file"):
         config.load(tmp_path)
 
 
@@ -188,7 +187,7 @@ def test_a_new_file_is_private_and_its_directory_too(tmp_path):
 
 def test_adding_a_token_to_a_file_others_can_read_is_refused(tmp_path):
     path = write(tmp_path / "c.toml", SAMPLE, 0o644)
-    with pytest.raises(ConfigError, match="chmod 600"):
+    with pytest.raises(ConfigError, match=r"chmod 600"):
         config.set_context(path, "prod", {"token": "t"})
     assert path.read_text() == SAMPLE
 
@@ -206,7 +205,7 @@ def test_unknown_context_cannot_be_used_or_deleted(tmp_path):
     path = write(tmp_path / "c.toml", SAMPLE)
     for write_op in (config.use_context, config.delete_context):
         with pytest.raises(
-            ConfigError, match="no context named 'qa'.*known contexts: prod, staging"
+            ConfigError, match=r"no context named 'qa'.*known contexts: prod, staging"
         ):
             write_op(path, "qa")
     assert path.read_text() == SAMPLE
@@ -214,17 +213,19 @@ def test_unknown_context_cannot_be_used_or_deleted(tmp_path):
 
 @pytest.mark.parametrize("name", ["", "-x", "a b", "x" * 65, "a\x1b", "a/b", "é"])
 def test_context_names_are_checked(tmp_path, name):
-    with pytest.raises(ConfigError, match="invalid context name"):
+    with pytest.raises(ConfigError, match=r"invalid context name"):
         config.set_context(tmp_path / "c.toml", name, {})
     assert not (tmp_path / "c.toml").exists()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.text(max_size=300))
 def test_any_text_is_a_config_or_one_config_error(tmp_path, text):
     path = tmp_path / "fuzz.toml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    os.chmod(path, 0o600)
+    path.chmod(0o600)
     try:
         loaded = config.load(path)
     except ConfigError as err:
@@ -237,7 +238,9 @@ _scalar = st.one_of(st.text(max_size=20), st.integers(-(2**63), 2**63 - 1), st.b
                     st.floats(allow_nan=False))  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.dictionaries(st.from_regex(r"[a-z][a-z-]{0,10}", fullmatch=True), _scalar, max_size=5))
 def test_written_values_read_back_equal(tmp_path, values):
     path = tmp_path / "rt.toml"

@@ -168,9 +168,9 @@ def parse(text: str, path: Path) -> Config:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        where = _TOML_POSITION.search(str(err))
-        reason = str(err)[: where.start()] if where else str(err)
-        at = f", line {where.group(1)}" if where else ""
+        position = _TOML_POSITION.search(str(err))
+        reason = str(err)[: position.start()] if position else str(err)
+        at = f", line {position.group(1)}" if position else ""
         raise ConfigError(f"{path}{at}: not valid TOML: {reason}") from None
     lines = _key_lines(text)
     for key in document:

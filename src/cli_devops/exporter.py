@@ -23,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import gzip
 import html
 import ipaddress
 import math
+import platform
 import socket
 import socketserver
 import sys
@@ -36,10 +38,11 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry, Info, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
@@ -48,6 +51,13 @@ from cli_devops import __version__
 from cli_devops.app import App
 from cli_devops.client import CpxClient
 from cli_devops.errors import ApiUnreachable, CannotListen, ExitStatus, UsageError
+from cli_devops.exporter_web import (
+    BasicAuth,
+    WebConfig,
+    WebServerMixin,
+    authorized,
+    load_web_config,
+)
 from cli_devops.health import Status, Thresholds, instance_status, summarize_services
 from cli_devops.model import Instance
 from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
@@ -332,7 +342,7 @@ LANDING_PAGE = """<!DOCTYPE html>
 <p>Fleet health of the CPX API at <code>{cpx}</code>, shard {shard}, read at every scrape.</p>
 <ul>
 <li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
-<li><a href="/healthz">/healthz</a>: liveness</li>
+<li><a href="/-/healthy">/-/healthy</a> (or /healthz): liveness</li>
 </ul>
 <p>cli_devops {version}</p>
 </body>
@@ -340,12 +350,13 @@ LANDING_PAGE = """<!DOCTYPE html>
 """
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(WebServerMixin, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], exporter: Exporter) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.exporter = exporter
+        self.web_tls = exporter.web.tls
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -370,10 +381,12 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         assert isinstance(server, _Server)
         exporter = server.exporter
+        if not authorized(self, exporter.auth):
+            return
         path = urlsplit(self.path).path
         if path == "/metrics":
             self._metrics(exporter)
-        elif path == "/healthz":
+        elif path in ("/-/healthy", "/healthz"):
             self._send(200, "text/plain; charset=utf-8", b"ok\n")
         elif path == "/":
             page = LANDING_PAGE.format(
@@ -433,6 +446,8 @@ class Exporter:
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.web = WebConfig()
+        """TLS and basic auth (plain HTTP, no auth by default); set before `start()`."""
         self.thresholds = thresholds or Thresholds()
         self.shard = shard or Shard()
         self.host, self.port = address
@@ -442,7 +457,14 @@ class Exporter:
         self.registry = CollectorRegistry()
         self.registry.register(CpxCollector(self.reader.read, self.thresholds))
         ProcessCollector(registry=self.registry)
+        Info(
+            "cpx_exporter_build", "The exporter's version and Python's.", registry=self.registry
+        ).info({"version": __version__, "python_version": platform.python_version()})
         self._server: BackgroundServer | None = None
+
+    @functools.cached_property
+    def auth(self) -> BasicAuth | None:
+        return BasicAuth(self.web.users) if self.web.users else None
 
     def log(self, line: str) -> None:
         """A debug line (only with --debug)."""
@@ -465,7 +487,7 @@ class Exporter:
         self.reader.start()
         self._server = server
         self.port = server.port
-        self.url = loopback_url(self.host, self.port)
+        self.url = loopback_url(self.host, self.port, self.web.scheme)
         server.start()
         return self.url
 
@@ -484,8 +506,13 @@ class Exporter:
         self.stop()
 
 
-def run_exporter(app: App, *, listen: str = DEFAULT_LISTEN, shard: str = "0/1") -> ExitStatus:
-    """`cli_devops exporter`: serve until Ctrl+C or SIGTERM (both a normal stop, exit 0)."""
+def run_exporter(
+    app: App, *, listen: str = DEFAULT_LISTEN, shard: str = "0/1", web_config: str | None = None
+) -> ExitStatus:
+    """`cli_devops exporter`: serve until Ctrl+C or SIGTERM (both a normal stop, exit 0).
+
+    `web_config` is a web configuration file (TLS, basic auth), read and checked before serving.
+    """
     exporter = Exporter(
         app.settings,
         thresholds=app.thresholds,
@@ -493,6 +520,8 @@ def run_exporter(app: App, *, listen: str = DEFAULT_LISTEN, shard: str = "0/1") 
         address=parse_listen(listen),
         warn=app.env.warn,
     )
+    if web_config:
+        exporter.web = load_web_config(Path(web_config))
     try:
         url = exporter.start()
     except OSError as err:
