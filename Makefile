@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: check prometheus wrk demo
+.PHONY: check prometheus wrk demo sdist-check
 .DEFAULT_GOAL := check
 
 check: $(VENV)/.installed prometheus wrk
@@ -30,3 +30,15 @@ wrk:
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cli_devops --demo services
+
+# The release as a user gets it: build the sdist, install it with its test extras in a fresh
+# venv, and run its whole test suite from the unpacked sdist (tests/test_release.py checks the
+# same quickly on every run).
+SDIST_DIR := build/sdist-check
+sdist-check: $(VENV)/.installed
+	rm -rf $(SDIST_DIR) && mkdir -p $(SDIST_DIR)
+	$(VENV)/bin/python -m build --sdist --outdir $(SDIST_DIR) .
+	tar -xzf $(SDIST_DIR)/cli_devops-*.tar.gz -C $(SDIST_DIR)
+	$(PYTHON) -m venv $(SDIST_DIR)/venv
+	$(SDIST_DIR)/venv/bin/pip install "$$(ls $(SDIST_DIR)/cli_devops-*.tar.gz)[test]"
+	cd $(SDIST_DIR)/cli_devops-*/ && ../venv/bin/python -m pytest -p no:randomly

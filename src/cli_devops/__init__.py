@@ -1,3 +1,3 @@
 """cli_devops: fleet health for Cloud Provider X (CPX) from the command line."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
