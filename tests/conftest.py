@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,20 +18,26 @@ import pytest
 from cli_devops.cli import run
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
-HOST_VARIABLES = ("CPX_URL", "CPX_TOKEN", "NO_COLOR")
+HOST_VARIABLES = ("CPX_URL", "CPX_TOKEN", "NO_COLOR", "CPX_CONFIG", "CPX_CONTEXT")
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 """Variables of the machine running the tests that would change what the CLI does; proxy
 variables are matched in any case, as the standard library does."""
 
 
+EMPTY_CONFIG_HOME = tempfile.mkdtemp(prefix="cli-devops-tests-config-")
+"""XDG_CONFIG_HOME of every CLI the tests run: no config file, whatever the machine has."""
+atexit.register(shutil.rmtree, EMPTY_CONFIG_HOME, True)
+
+
 def hermetic_environ(**extra: str) -> dict[str, str]:
-    """This process's environment without the variables above, plus `extra`."""
+    """This process's environment without the variables above and with an empty config
+    directory, plus `extra`."""
     kept = {
         name: value
         for name, value in os.environ.items()
         if name not in HOST_VARIABLES and name.lower() not in PROXY_VARIABLES
     }
-    return {**kept, **extra}
+    return {**kept, "XDG_CONFIG_HOME": EMPTY_CONFIG_HOME, **extra}
 
 
 # A test run started in the background inherits SIGINT as ignored, and exec keeps an ignored
@@ -81,6 +90,7 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  #
     """Run the CLI in this process, as `cli_devops ARGS`; returns exit code and output."""
     for name in set(os.environ) - set(hermetic_environ()):
         monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", EMPTY_CONFIG_HOME)
 
     def invoke(*args: str) -> Result:
         capsys.readouterr()

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from cli_devops.cli.completion import complete_services
 from cli_devops.cli.options import (
     FLEET_VIEW,
     GlobalValues,
@@ -13,10 +14,12 @@ from cli_devops.cli.options import (
     min_healthy_option,
     output_options,
 )
+from cli_devops.durations import Duration
 
 
 @click.command()
-@click.option("--service", metavar="NAME", help="Only instances of this service.")
+@click.option("--service", metavar="NAME", shell_complete=complete_services,
+              help="Only instances of this service.")  # fmt: skip
 @click.option("--status", type=click.Choice(["healthy", "unhealthy", "unknown"],
               case_sensitive=False), help="Only instances with this status.")  # fmt: skip
 @click.option(
@@ -48,7 +51,8 @@ def services(
 
 
 @click.command()
-@click.option("--service", metavar="NAME", help="Only this service.")
+@click.option("--service", metavar="NAME", shell_complete=complete_services,
+              help="Only this service.")  # fmt: skip
 @min_healthy_option
 @output_options
 @global_options(*FLEET_VIEW)
@@ -85,15 +89,16 @@ def unhealthy_services(
 
 
 @click.command()
-@click.argument("service_arg", metavar="SERVICE", required=False)
-@click.option("--service", metavar="NAME", help="The service to track (or give it as SERVICE).")
+@click.argument("service_arg", metavar="SERVICE", required=False, shell_complete=complete_services)
+@click.option("--service", metavar="NAME", shell_complete=complete_services,
+              help="The service to track (or give it as SERVICE).")  # fmt: skip
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=Duration(0.1, min_open=False),
     default=3.0,
     show_default=True,
-    metavar="SECONDS",
-    help="Time between polls.",
+    metavar="DURATION",
+    help="Time between polls (seconds, or 500ms, 2s, 1m).",
 )
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N polls.")
 @click.option(

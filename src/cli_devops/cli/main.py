@@ -13,6 +13,8 @@ import click
 
 from cli_devops import __version__
 from cli_devops.cli import console, fleet, servers
+from cli_devops.cli.completion import completion
+from cli_devops.cli.config_commands import config_group
 from cli_devops.cli.options import (
     GIVEN_BEFORE,
     RUN,
@@ -63,6 +65,8 @@ for _command in (
     console.top,
     servers.exporter,
     servers.simulate,
+    config_group,
+    completion,
 ):
     cli.add_command(_command)
 

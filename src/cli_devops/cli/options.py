@@ -1,6 +1,7 @@
 """Global options: declared once here, accepted before or after the command (as kubectl accepts
 its flags anywhere), and merged by one rule: the command line wins over the environment variable,
-which wins over the built-in default; a value given after the command wins over one before it.
+which wins over the context's value (the config file), which wins over the built-in default; a
+value given after the command wins over one before it.
 
 Each command declares which global options it uses (`global_options(...)`), so its `--help`
 lists those; one given before a command that does nothing with it is a usage error naming it.
@@ -9,6 +10,7 @@ lists those; one given before a command that does nothing with it is a usage err
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from cli_devops.durations import Duration
 from cli_devops.health import DEFAULT_MIN_HEALTHY, DEFAULT_THRESHOLD
 from cli_devops.settings import DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_URL
 
@@ -46,6 +49,29 @@ def _check_token(ctx: click.Context, param: click.Parameter, value: str | None) 
         return None
     if not all("!" <= char <= "~" for char in value):
         raise click.BadParameter("must be visible ASCII characters only (no spaces)")
+    return value
+
+
+def _complete_contexts(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    from cli_devops.cli.contexts import context_names
+
+    names = context_names(_given_while_completing(ctx, "config"))
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+def _given_while_completing(ctx: click.Context, name: str) -> Any:
+    """A global option's value as typed so far, after or before the command (or from its
+    environment variable)."""
+    value = ctx.params.get(name)
+    if value is None and ctx.parent is not None:
+        value = ctx.parent.params.get(name)
+    option = BY_NAME[name]
+    if value is None and option.envvar:
+        value = os.environ.get(option.envvar) or None
     return value
 
 
@@ -80,6 +106,16 @@ GLOBALS: tuple[GlobalOption, ...] = (
         "envvar": "CPX_URL", "default": DEFAULT_URL, "show_default": True, "metavar": "URL",
         "help": "Base URL of the CPX API (env CPX_URL); host:port and [IPv6]:port are accepted.",
     }),
+    GlobalOption("--context", {
+        "envvar": "CPX_CONTEXT", "metavar": "NAME", "shell_complete": _complete_contexts,
+        "help": "Use this context of the config file (env CPX_CONTEXT) [default: the file's "
+        "current-context].",
+    }),
+    GlobalOption("--config", {
+        "envvar": "CPX_CONFIG", "metavar": "FILE",
+        "help": "Config file of named contexts (env CPX_CONFIG) [default: "
+        "$XDG_CONFIG_HOME/cli_devops/config.toml].",
+    }),
     GlobalOption("--cpu-threshold", {
         "type": PERCENT, "default": DEFAULT_THRESHOLD, "show_default": True, "metavar": "PCT",
         "help": "An instance above this CPU % is Unhealthy.",
@@ -89,9 +125,10 @@ GLOBALS: tuple[GlobalOption, ...] = (
         "help": "An instance above this memory % is Unhealthy.",
     }),
     GlobalOption("--timeout", {
-        "type": click.FloatRange(min=0, min_open=True), "default": DEFAULT_TIMEOUT,
-        "show_default": True, "metavar": "SECONDS",
-        "help": "Timeout of each attempt of an API request, connect and read together.",
+        "type": Duration(), "default": DEFAULT_TIMEOUT, "show_default": True,
+        "metavar": "DURATION",
+        "help": "Timeout of each attempt of an API request, connect and read together "
+        "(seconds, or 500ms, 2s, 1m).",
     }),
     GlobalOption("--concurrency", {
         "type": click.IntRange(min=1, max=1024), "default": None, "metavar": "N",
@@ -104,7 +141,7 @@ GLOBALS: tuple[GlobalOption, ...] = (
         "reset).",
     }),
     GlobalOption("--deadline", {
-        "type": click.FloatRange(min=0, min_open=True), "metavar": "SECONDS",
+        "type": Duration(), "metavar": "DURATION",
         "help": "Give up on what is still unread after this long (per poll or scrape).",
     }),
     GlobalOption("--strict", {
@@ -134,8 +171,8 @@ GLOBALS: tuple[GlobalOption, ...] = (
 BY_NAME = {option.name: option for option in GLOBALS}
 
 CONNECTION = (
-    "cp_url", "timeout", "concurrency", "retries", "deadline", "token", "ca_cert", "insecure",
-    "demo",
+    "context", "config", "cp_url", "timeout", "concurrency", "retries", "deadline", "token",
+    "ca_cert", "insecure", "demo",
 )  # fmt: skip
 THRESHOLDS = ("cpu_threshold", "mem_threshold")
 FLEET_VIEW = (*CONNECTION, *THRESHOLDS, "strict", "no_color")
@@ -200,8 +237,10 @@ def given_on_command_line(ctx: click.Context, values: Mapping[str, Any]) -> dict
 
 
 def merge(ctx: click.Context, local: Mapping[str, Any]) -> GlobalValues:
-    """One command's global options: after the command > before it > environment > default."""
-    before: Mapping[str, Any] = ctx.parent.meta.get(GIVEN_BEFORE, {}) if ctx.parent else {}
+    """One command's global options: after the command > before it > environment > context >
+    default."""
+    root = ctx.find_root()  # `config use-context` is two levels down
+    before: Mapping[str, Any] = root.meta.get(GIVEN_BEFORE, {}) if root is not ctx else {}
     unused = [name for name in before if name not in local]
     if unused:
         flags = ", ".join(BY_NAME[name].flag for name in unused)
@@ -219,7 +258,25 @@ def merge(ctx: click.Context, local: Mapping[str, Any]) -> GlobalValues:
             values[name] = value
             if source is ParameterSource.ENVIRONMENT and option.envvar:
                 given_as[name] = option.envvar
+    if "context" in local:
+        _apply_context(values, given_as)
     return GlobalValues(values, given_as)
+
+
+def _apply_context(values: dict[str, Any], given_as: dict[str, str]) -> None:
+    """Give what was set nowhere (command line, environment) the selected context's value,
+    and `values["context"]` the name of the context in use (None without one)."""
+    from cli_devops.cli.contexts import select
+
+    keys = {option.flag[2:]: option.option() for option in GLOBALS}
+    selected = select(values["config"], values["context"], keys)
+    values["context"] = None if selected is None else selected.context.name
+    if selected is None:
+        return
+    for name, value in selected.values.items():
+        if name in values and name not in given_as:
+            values[name] = value
+            given_as[name] = selected.given_as(BY_NAME[name].flag[2:])
 
 
 def output_options(func: F) -> F:

@@ -14,14 +14,18 @@ from cli_devops.settings import DEFAULT_EXPORTER_LISTEN
               help="Address to serve on; 0.0.0.0:PORT (or :PORT) for every interface.")  # fmt: skip
 @click.option("--shard", default="0/1", show_default=True, metavar="K/N",
               help="Export only shard K of N of the fleet (a stable hash of the IP).")  # fmt: skip
+@click.option("--web.config.file", "web_config", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False),
+              help="TLS and basic auth, in the Prometheus exporter toolkit's web configuration "
+                   "format (as node_exporter's).")  # fmt: skip
 @global_options(*CONNECTION, *THRESHOLDS)
-def exporter(options: GlobalValues, listen: str, shard: str) -> int:
+def exporter(options: GlobalValues, listen: str, shard: str, web_config: str | None) -> int:
     """Serve the fleet as Prometheus metrics, read from CPX at every scrape."""
     from cli_devops.cli.make_app import make_app
     from cli_devops.exporter import run_exporter
 
     app = make_app(click.get_current_context(), options)
-    return run_exporter(app, listen=listen, shard=shard)
+    return run_exporter(app, listen=listen, shard=shard, web_config=web_config)
 
 
 @click.command()

@@ -1,0 +1,98 @@
+"""Shell completion: `cli_devops completion bash|zsh|fish` prints click's script, and service
+names complete by asking the API of the context in use, briefly.
+
+A completion runs while the user waits at the prompt, so it asks with a short budget
+(COMPLETION_BUDGET in all, no retry) and offers nothing, silently, when the API is unreachable,
+slow, or the options typed so far are unusable.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+from click.core import ParameterSource
+from click.shell_completion import CompletionItem
+
+SHELLS = ("bash", "zsh", "fish")
+COMPLETE_VAR = "_CLI_DEVOPS_COMPLETE"
+COMPLETION_BUDGET = 0.9
+"""Seconds for the whole read of service names (at most 1 s, as a prompt can wait)."""
+ATTEMPT_TIMEOUT = 0.5
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell: str) -> int:
+    """Print the shell completion script for SHELL (see the README to install it)."""
+    from click.shell_completion import get_completion_class
+
+    root = click.get_current_context().find_root()
+    completer = get_completion_class(shell)
+    assert completer is not None, shell  # every choice is one of click's shells
+    click.echo(completer(root.command, {}, "cli_devops", COMPLETE_VAR).source())
+    return 0
+
+
+def complete_services(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Service names of the fleet (as far as it can be read in the budget) starting with what
+    was typed, case-insensitively; nothing on any failure."""
+    try:
+        names = _service_names(ctx)
+    except Exception:  # completion must never break the shell; it offers nothing instead
+        return []
+    wanted = incomplete.lower()
+    return [CompletionItem(name) for name in sorted(names) if name.lower().startswith(wanted)]
+
+
+def _typed(ctx: click.Context, name: str) -> Any:
+    """A global option given so far, after the command or before it, or by its variable."""
+    for context in (ctx, ctx.parent):
+        if context is None or name not in context.params:
+            continue
+        source = context.get_parameter_source(name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            return context.params[name]
+    return None
+
+
+def _service_names(ctx: click.Context) -> set[str]:
+    from cli_devops.cli.contexts import select
+    from cli_devops.cli.options import GLOBALS
+    from cli_devops.client import fetch_snapshot, normalize_base_url
+    from cli_devops.settings import DEFAULT_URL, ClientSettings
+
+    names = ("cp_url", "token", "ca_cert", "insecure")
+    values = {name: _typed(ctx, name) for name in names}
+    if any(values[name] is None for name in names):
+        keys = {option.flag[2:]: option.option() for option in GLOBALS}
+        config = _typed(ctx, "config") or os.environ.get("CPX_CONFIG") or None
+        context = _typed(ctx, "context") or os.environ.get("CPX_CONTEXT") or None
+        selected = select(config, context, keys)
+        for name in names:
+            if values[name] is None and selected is not None:
+                values[name] = selected.values.get(name)
+    settings = ClientSettings(
+        base_url=normalize_base_url(values["cp_url"] or DEFAULT_URL),
+        timeout=ATTEMPT_TIMEOUT,
+        retries=0,
+        deadline=COMPLETION_BUDGET,
+        token=values["token"],
+        ca_cert=values["ca_cert"],
+        insecure=bool(values["insecure"]),
+    )
+    snapshot = fetch_snapshot(settings)
+    return {
+        instance.service
+        for instance in snapshot.instances
+        if instance.service and _shell_safe(instance.service)
+    }
+
+
+def _shell_safe(name: str) -> bool:
+    """Only names a shell can take as one word: printable, no whitespace (a name from the API
+    with a newline would otherwise split into several completions)."""
+    return name.isprintable() and not any(char.isspace() for char in name) and len(name) <= 200

@@ -1,0 +1,174 @@
+"""`cli_devops config ...`: the named contexts, kubectl-style (get-contexts, current-context,
+use-context, set-context, delete-context, view). Reading and writing the file is `config.py`'s
+job; this module only parses options and prints."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cli_devops.cli.contexts import NOT_IN_CONTEXTS, config_path, read_config
+from cli_devops.cli.options import GLOBALS, GlobalValues, global_options
+from cli_devops.errors import ExitStatus, UsageError
+from cli_devops.text import terminal_safe
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+NOT_SETTABLE = NOT_IN_CONTEXTS | {"debug"}
+"""Global options set-context does not take: those that pick the file and the context, and
+--debug (it is about one run, and set-context takes it for itself)."""
+
+
+@click.group("config")
+def config_group() -> None:
+    """Named contexts: one set of global options per CPX environment (kubectl-style).
+
+    \b
+    cli_devops config set-context prod --cp-url http://10.0.0.5:8080 --cpu-threshold 85
+    cli_devops config use-context prod
+    cli_devops config get-contexts
+    """
+
+
+@config_group.command("get-contexts")
+@global_options("config")
+def get_contexts(options: GlobalValues) -> int:
+    """List the contexts; the current one is marked with *."""
+    config = read_config(options["config"])
+    rows = [
+        (
+            "*" if name == config.current else "",
+            terminal_safe(name),
+            terminal_safe(str(config.contexts[name].values.get("cp-url", ""))),
+        )
+        for name in sorted(config.contexts)
+    ]
+    if not rows:
+        click.echo(f"No contexts in {config_path(options['config'])[0]}.", err=True)
+        return ExitStatus.OK
+    widths = [max(len(title), *(len(row[i]) for row in rows)) for i, title in enumerate(TITLES)]
+    for row in (TITLES, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return ExitStatus.OK
+
+
+TITLES = ("CURRENT", "NAME", "CP-URL")
+
+
+@config_group.command("current-context")
+@global_options("config")
+def current_context(options: GlobalValues) -> int:
+    """Print the name of the current context."""
+    config = read_config(options["config"])
+    if config.current is None:
+        raise UsageError(f"no current context is set in {config.path}")
+    click.echo(terminal_safe(config.current))
+    return ExitStatus.OK
+
+
+@config_group.command("use-context")
+@click.argument("name", shell_complete=lambda ctx, param, incomplete: _complete(ctx, incomplete))
+@global_options("config")
+def use_context(options: GlobalValues, name: str) -> int:
+    """Make NAME the current context."""
+    from cli_devops import config
+
+    config.use_context(_path(options), name)
+    click.echo(f"Switched to context {terminal_safe(name)!r}.")
+    return ExitStatus.OK
+
+
+@config_group.command("delete-context")
+@click.argument("name", shell_complete=lambda ctx, param, incomplete: _complete(ctx, incomplete))
+@global_options("config")
+def delete_context(options: GlobalValues, name: str) -> int:
+    """Delete context NAME (and unset it as the current one)."""
+    from cli_devops import config
+
+    path = _path(options)
+    was_current = config.delete_context(path, name)
+    click.echo(f"Deleted context {terminal_safe(name)!r} from {path}.")
+    if was_current:
+        click.echo("It was the current context; none is set now.", err=True)
+    return ExitStatus.OK
+
+
+def _settable_options(func: F) -> F:
+    """Every global option but those in NOT_SETTABLE, with no default and no environment
+    variable (only what is typed is written), flags as --flag/--no-flag."""
+    for option in reversed(GLOBALS):
+        if option.name in NOT_SETTABLE:
+            continue
+        attrs = {
+            key: value
+            for key, value in option.attrs.items()
+            if key not in ("envvar", "default", "show_default", "is_flag")
+        }
+        flag = option.flag
+        if option.attrs.get("is_flag"):
+            flag = f"{flag}/--no-{flag[2:]}"
+        func.__click_params__ = [  # type: ignore[attr-defined]
+            *getattr(func, "__click_params__", []),
+            click.Option([flag], default=None, **attrs),
+        ]
+    return func
+
+
+@config_group.command("set-context")
+@click.argument("name")
+@click.option("--use", is_flag=True, help="Also make it the current context.")
+@_settable_options
+@global_options("config")
+def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) -> int:
+    """Create context NAME, or change the keys given; the global options given here are written
+    to it (spelled without dashes: --cp-url becomes cp-url).
+
+    A token is written only to a file readable by its owner alone (a new file is).
+    """
+    from cli_devops import config
+
+    path = _path(options)
+    values: dict[str, config.Scalar] = {}
+    for option in GLOBALS:
+        value = settings.get(option.name)
+        if value is None:
+            continue
+        if option.name == "ca_cert":
+            value = str(Path(value).resolve())
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        values[option.flag[2:]] = value
+    created = config.set_context(path, name, values)
+    verb = "created" if created else "modified"
+    click.echo(f"Context {terminal_safe(name)!r} {verb} in {path}.")
+    if use:
+        config.use_context(path, name)
+        click.echo(f"Switched to context {terminal_safe(name)!r}.")
+    return ExitStatus.OK
+
+
+@config_group.command("view")
+@global_options("config")
+def view(options: GlobalValues) -> int:
+    """Print the contexts as TOML, tokens shown as <redacted>."""
+    from cli_devops import config
+
+    click.echo(config.render(read_config(options["config"])), nl=False)
+    return ExitStatus.OK
+
+
+def _path(options: GlobalValues) -> Path:
+    return config_path(options["config"])[0]
+
+
+def _complete(ctx: click.Context, incomplete: str) -> list[click.shell_completion.CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    from cli_devops.cli.contexts import context_names
+
+    given = ctx.params.get("config") or os.environ.get("CPX_CONFIG") or None
+    return [CompletionItem(name) for name in context_names(given) if name.startswith(incomplete)]
