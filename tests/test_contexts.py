@@ -5,6 +5,7 @@ others can read, invalid files)."""
 from __future__ import annotations
 
 import json
+import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +261,78 @@ def test_any_duration_through_set_context_is_written_or_refused(cli, tmp_path, t
         assert "1500ms, 2s, 1m, 1m30s" in result.stderr or "too" in result.stderr
     else:
         assert cli("--config", str(path), "config", "view").exit_code == 0
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.fixture
+def three_contexts(config_file) -> Path:
+    """a and b as above, and `down`, whose API does not answer."""
+    config_file.write_text(
+        config_file.read_text() + f'\n[contexts.down]\ncp-url = "{closed_port_url()}"\n'
+    )
+    return config_file
+
+
+def test_status_of_every_context_with_one_down(cli, three_contexts):
+    result = cli("--config", str(three_contexts), "status", "--all-contexts", "-o", "json")
+    assert result.exit_code == 0
+    records = json.loads(result.stdout)
+    assert [(r["context"], r["service"]) for r in records] == [
+        ("a", "AuthService"), ("a", "GeoService"), ("a", "MLService"), ("a", "UserService"),
+        ("b", "BillingService"),
+    ]  # fmt: skip
+    assert list(records[0]) == ["context", "service", "instances", "healthy", "unhealthy",
+                                "unknown", "cpu_avg", "memory_avg", "status"]  # fmt: skip
+    assert records[-1]["healthy"] == 2  # b's own cpu-threshold (96) applies to b only
+    assert result.stderr.startswith("cli_devops: context 'down': cannot read the CPX API at")
+    assert result.stderr.count("\n") == 1
+    table = cli("--config", str(three_contexts), "status", "--all-contexts")
+    assert table.stdout.splitlines()[0].split()[:2] == ["Context", "Service"]
+    assert table.stdout.splitlines()[1].split()[:2] == ["a", "AuthService"]
+    assert table.stderr.endswith("2 contexts, 5 services, 2 with fewer than 2 healthy instances\n")
+
+
+def test_unhealthy_services_of_every_context(cli, three_contexts):
+    config = ("--config", str(three_contexts))
+    result = cli(*config, "unhealthy-services", "--all-contexts", "-o", "csv")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "context,service,healthy,instances", "a,AuthService,1,2", "a,MLService,0,2",
+    ]  # fmt: skip
+    everything_healthy = ("--cpu-threshold", "100", "--mem-threshold", "100", "--min-healthy", "1")
+    healthy = cli(*config, "unhealthy-services", "--all-contexts", *everything_healthy)
+    assert healthy.exit_code == 0
+    assert healthy.stderr.endswith("No service in any context has fewer than 1 healthy instance.\n")
+
+
+def test_every_context_down_is_exit_3(cli, tmp_path):
+    path = tmp_path / "down.toml"
+    path.write_text(f'[contexts.x]\ncp-url = "{closed_port_url()}"\n'
+                    f'[contexts.y]\ncp-url = "{closed_port_url()}"\n')  # fmt: skip
+    result = cli("--config", str(path), "unhealthy-services", "--all-contexts")
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1] == (
+        "cli_devops: error: none of the 2 contexts could be read"
+    )
+    assert [line.split(":")[1] for line in result.stderr.splitlines()[:2]] == [
+        " context 'x'", " context 'y'",
+    ]  # fmt: skip
+
+
+def test_all_contexts_refusals(cli, config_file, tmp_path):
+    both = cli("--config", str(config_file), "--context", "a", "status", "--all-contexts")
+    assert both.exit_code == 2
+    assert "give --context or --all-contexts, not both" in both.stderr
+    empty = cli("--config", str(tmp_path / "none.toml"), "status", "--all-contexts")
+    assert empty.exit_code == 2
+    none = tmp_path / "empty.toml"
+    none.write_text("# nothing yet\n")
+    result = cli("--config", str(none), "status", "--all-contexts")
+    assert result.stderr == (
+        f"cli_devops: error: no contexts in {none}; add one with: cli_devops config set-context\n"
+    )

@@ -50,39 +50,67 @@ def services(
     )
 
 
+ALL_CONTEXTS_HELP = "Every context of the config file at once, with a Context column."
+
+
 @click.command()
 @click.option("--service", metavar="NAME", shell_complete=complete_services,
               help="Only this service.")  # fmt: skip
+@click.option("--all-contexts", is_flag=True, help=ALL_CONTEXTS_HELP)
 @min_healthy_option
 @output_options
 @global_options(*FLEET_VIEW)
 def status(
-    options: GlobalValues, service: str | None, min_healthy: int, output: Any, no_headers: bool
+    options: GlobalValues,
+    service: str | None,
+    all_contexts: bool,
+    min_healthy: int,
+    output: Any,
+    no_headers: bool,
 ) -> int:
     """Average CPU and memory per service, with healthy/unhealthy/unknown counts."""
     from cli_devops import commands
     from cli_devops.cli.make_app import make_app
     from cli_devops.render import Output
 
-    app = make_app(click.get_current_context(), options)
+    ctx = click.get_current_context()
+    if all_contexts:
+        from cli_devops import fleets
+        from cli_devops.cli.make_app import make_apps, make_environment
+
+        return fleets.status_all(
+            make_apps(ctx, options), make_environment(options), service=service,
+            min_healthy=min_healthy, output=Output(output, not no_headers),
+        )  # fmt: skip
+    app = make_app(ctx, options)
     return commands.status(
         app, service=service, min_healthy=min_healthy, output=Output(output, not no_headers)
     )
 
 
 @click.command("unhealthy-services")
+@click.option("--all-contexts", is_flag=True, help=ALL_CONTEXTS_HELP)
 @min_healthy_option
 @output_options
 @global_options(*FLEET_VIEW)
 def unhealthy_services(
-    options: GlobalValues, min_healthy: int, output: Any, no_headers: bool
+    options: GlobalValues, all_contexts: bool, min_healthy: int, output: Any, no_headers: bool
 ) -> int:
     """Services with fewer than --min-healthy healthy instances (exit 1 if any)."""
     from cli_devops import commands
     from cli_devops.cli.make_app import make_app
     from cli_devops.render import Output
 
-    app = make_app(click.get_current_context(), options)
+    ctx = click.get_current_context()
+    if all_contexts:
+        from cli_devops import fleets
+        from cli_devops.cli.make_app import make_apps, make_environment
+
+        return fleets.unhealthy_services_all(
+            make_apps(ctx, options), make_environment(options), min_healthy=min_healthy,
+            output=Output(output, not no_headers),
+        )  # fmt: skip
+    app = make_app(ctx, options)
     return commands.unhealthy_services(
         app, min_healthy=min_healthy, output=Output(output, not no_headers)
     )

@@ -67,6 +67,23 @@ def make_app(ctx: click.Context, options: GlobalValues) -> App:
     )
 
 
+def make_apps(ctx: click.Context, options: GlobalValues) -> list[tuple[str, App]]:
+    """One App per context of the config file, for `--all-contexts`: each context's values
+    under what the command line and the environment set for all of them."""
+    from cli_devops.cli.contexts import read_config
+    from cli_devops.cli.options import with_context
+
+    if options.given("context"):
+        raise click.UsageError(f"give {options.given_as['context']} or --all-contexts, not both")
+    base = options.without_context or options
+    config = read_config(base["config"])
+    if not config.contexts:
+        raise UsageError(
+            f"no contexts in {config.path}; add one with: cli_devops config set-context"
+        )
+    return [(name, make_app(ctx, with_context(base, name))) for name in sorted(config.contexts)]
+
+
 def _start_demo(ctx: click.Context) -> str:
     from cli_devops.simulator import Fleet, SimulatorServer
 

@@ -187,6 +187,8 @@ class GlobalValues:
     values: Mapping[str, Any]
     given_as: Mapping[str, str]
     """`--cp-url` or `CPX_URL` for each option not left at its default."""
+    without_context: GlobalValues | None = None
+    """The same before a context's values filled the rest (for `--all-contexts`)."""
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -258,25 +260,26 @@ def merge(ctx: click.Context, local: Mapping[str, Any]) -> GlobalValues:
             values[name] = value
             if source is ParameterSource.ENVIRONMENT and option.envvar:
                 given_as[name] = option.envvar
-    if "context" in local:
-        _apply_context(values, given_as)
-    return GlobalValues(values, given_as)
+    base = GlobalValues(values, given_as)
+    return with_context(base, values["context"]) if "context" in local else base
 
 
-def _apply_context(values: dict[str, Any], given_as: dict[str, str]) -> None:
-    """Give what was set nowhere (command line, environment) the selected context's value,
-    and `values["context"]` the name of the context in use (None without one)."""
+def with_context(base: GlobalValues, context: str | None) -> GlobalValues:
+    """`base` with what was set nowhere (command line, environment) taken from `context` (or
+    the config file's current one when None), and `values["context"]` the name of the context
+    in use (None without one)."""
     from cli_devops.cli.contexts import select
 
+    values, given_as = dict(base.values), dict(base.given_as)
     keys = {option.flag[2:]: option.option() for option in GLOBALS}
-    selected = select(values["config"], values["context"], keys)
+    selected = select(values["config"], context, keys)
     values["context"] = None if selected is None else selected.context.name
-    if selected is None:
-        return
-    for name, value in selected.values.items():
-        if name in values and name not in given_as:
-            values[name] = value
-            given_as[name] = selected.given_as(BY_NAME[name].flag[2:])
+    if selected is not None:
+        for name, value in selected.values.items():
+            if name in values and name not in given_as:
+                values[name] = value
+                given_as[name] = selected.given_as(BY_NAME[name].flag[2:])
+    return GlobalValues(values, given_as, base)
 
 
 def output_options(func: F) -> F:
