@@ -9,10 +9,8 @@ slow, or the options typed so far are unusable.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import click
-from click.core import ParameterSource
 from click.shell_completion import CompletionItem
 
 SHELLS = ("bash", "zsh", "fish")
@@ -48,29 +46,18 @@ def complete_services(
     return [CompletionItem(name) for name in sorted(names) if name.lower().startswith(wanted)]
 
 
-def _typed(ctx: click.Context, name: str) -> Any:
-    """A global option given so far, after the command or before it, or by its variable."""
-    for context in (ctx, ctx.parent):
-        if context is None or name not in context.params:
-            continue
-        source = context.get_parameter_source(name)
-        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
-            return context.params[name]
-    return None
-
-
 def _service_names(ctx: click.Context) -> set[str]:
-    from cli_devops.cli.contexts import select
+    from cli_devops.cli.contexts import select, typed
     from cli_devops.cli.options import GLOBALS
     from cli_devops.client import fetch_snapshot, normalize_base_url
     from cli_devops.settings import DEFAULT_URL, ClientSettings
 
     names = ("cp_url", "token", "ca_cert", "insecure")
-    values = {name: _typed(ctx, name) for name in names}
+    values = {name: typed(ctx, name) for name in names}
     if any(values[name] is None for name in names):
         keys = {option.flag[2:]: option.option() for option in GLOBALS}
-        config = _typed(ctx, "config") or os.environ.get("CPX_CONFIG") or None
-        context = _typed(ctx, "context") or os.environ.get("CPX_CONTEXT") or None
+        config = typed(ctx, "config") or os.environ.get("CPX_CONFIG") or None
+        context = typed(ctx, "context") or os.environ.get("CPX_CONTEXT") or None
         selected = select(config, context, keys)
         for name in names:
             if values[name] is None and selected is not None:

@@ -168,7 +168,7 @@ def _path(options: GlobalValues) -> Path:
 def _complete(ctx: click.Context, incomplete: str) -> list[click.shell_completion.CompletionItem]:
     from click.shell_completion import CompletionItem
 
-    from cli_devops.cli.contexts import context_names
+    from cli_devops.cli.contexts import context_names, typed
 
-    given = ctx.params.get("config") or os.environ.get("CPX_CONFIG") or None
+    given = typed(ctx, "config") or os.environ.get("CPX_CONFIG") or None
     return [CompletionItem(name) for name in context_names(given) if name.startswith(incomplete)]

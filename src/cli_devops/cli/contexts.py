@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from cli_devops.config import Config, Context, default_path, load
 
@@ -94,6 +95,18 @@ def convert(
             raise config.invalid(context, key, err.message) from None
         values[str(option.name)] = value
     return values
+
+
+def typed(ctx: click.Context, name: str) -> Any:
+    """A global option given so far, after the command or before it, or by its variable."""
+    context: click.Context | None = ctx
+    while context is not None:
+        if name in context.params:
+            source = context.get_parameter_source(name)
+            if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+                return context.params[name]
+        context = context.parent
+    return None
 
 
 def context_names(config_file: str | None) -> list[str]:

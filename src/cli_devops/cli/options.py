@@ -57,22 +57,10 @@ def _complete_contexts(
 ) -> list[click.shell_completion.CompletionItem]:
     from click.shell_completion import CompletionItem
 
-    from cli_devops.cli.contexts import context_names
+    from cli_devops.cli.contexts import context_names, typed
 
-    names = context_names(_given_while_completing(ctx, "config"))
+    names = context_names(typed(ctx, "config") or os.environ.get("CPX_CONFIG") or None)
     return [CompletionItem(name) for name in names if name.startswith(incomplete)]
-
-
-def _given_while_completing(ctx: click.Context, name: str) -> Any:
-    """A global option's value as typed so far, after or before the command (or from its
-    environment variable)."""
-    value = ctx.params.get(name)
-    if value is None and ctx.parent is not None:
-        value = ctx.parent.params.get(name)
-    option = BY_NAME[name]
-    if value is None and option.envvar:
-        value = os.environ.get(option.envvar) or None
-    return value
 
 
 @dataclass(frozen=True)
