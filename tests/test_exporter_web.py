@@ -7,8 +7,10 @@ import base64
 import http.client
 import json
 import platform
+import signal
 import ssl
 import subprocess
+import sys
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -29,6 +31,7 @@ from cli_devops.exporter_web import (
     parse_basic,
 )
 
+from .conftest import hermetic_environ, run_process, stop_process
 from .scraping import Answer, expected_samples, get, samples, without_duration
 from .test_prometheus import _poll, _terminate, free_port, query, tool
 
@@ -294,3 +297,40 @@ def test_real_prometheus_scrapes_over_tls_with_basic_auth(sim, certs, tmp_path):
             )
 
         _poll(scraped, process, log_path, seen)
+
+
+def test_exporter_command_serves_tls_with_basic_auth(sim, certs, ca):
+    config = web_file(certs, TLS_AND_AUTH)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli_devops", "--cp-url", sim.url, "exporter",
+         "--listen", "127.0.0.1:0", "--web.config.file", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hermetic_environ(),
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Serving CPX metrics on https://127.0.0.1:"), line
+        url = line.split(" on ", 1)[1].split("/metrics", 1)[0]
+        assert https_get(url, ca).status == 401
+        assert https_get(url, ca, auth=("prometheus", PASSWORD)).status == 200
+        out, err = stop_process(process, signal.SIGTERM)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0
+    assert (out, err) == ("", "")
+
+
+def test_exporter_command_with_a_bad_web_config_fails_at_start(sim, certs):
+    config = web_file(certs, "basic_auth_users:\n  prometheus: hunter2\n")
+    result = run_process("--cp-url", sim.url, "exporter", "--listen", "127.0.0.1:0",
+                         "--web.config.file", str(config), timeout=30)  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"cli_devops: error: {config}: basic_auth_users.prometheus is not a bcrypt hash "
+        "($2y$10$ and 53 characters; make one with htpasswd -nBC 10 USER)\n"
+    )
+    missing = run_process("exporter", "--web.config.file", str(certs / "absent.yml"))
+    assert missing.exit_code == 2
+    assert "absent.yml' does not exist" in missing.stderr
