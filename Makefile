@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: check prometheus wrk demo sdist-check
+.PHONY: check prometheus wrk demo sdist-check man
 .DEFAULT_GOAL := check
 
 check: $(VENV)/.installed prometheus wrk
@@ -42,3 +42,10 @@ sdist-check: $(VENV)/.installed
 	$(PYTHON) -m venv $(SDIST_DIR)/venv
 	$(SDIST_DIR)/venv/bin/pip install "$$(ls $(SDIST_DIR)/cli_devops-*.tar.gz)[test]"
 	cd $(SDIST_DIR)/cli_devops-*/ && ../venv/bin/python -m pytest -p no:randomly
+
+# Man pages (one per command, cli_devops.1 and cli_devops-COMMAND.1) generated from the click
+# commands into build/man; click-man is a development tool only, never a runtime dependency.
+man: $(VENV)/.installed
+	$(VENV)/bin/pip install -q 'click-man>=0.4'
+	rm -rf build/man
+	$(VENV)/bin/click-man cli_devops --target build/man

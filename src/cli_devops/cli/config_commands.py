@@ -5,6 +5,7 @@ job; this module only parses options and prints."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,14 +109,21 @@ def _settable_options(func: F) -> F:
             for key, value in option.attrs.items()
             if key not in ("envvar", "default", "show_default", "is_flag")
         }
+        if "help" in attrs:
+            attrs["help"] = _NOT_FROM_ENV.sub("", attrs["help"])
         flag = option.flag
         if option.attrs.get("is_flag"):
-            flag = f"{flag}/--no-{flag[2:]}"
+            negative = f"--{flag[5:]}" if flag.startswith("--no-") else f"--no-{flag[2:]}"
+            flag = f"{flag}/{negative}"
         func.__click_params__ = [  # type: ignore[attr-defined]
             *getattr(func, "__click_params__", []),
             click.Option([flag], default=None, **attrs),
         ]
     return func
+
+
+_NOT_FROM_ENV = re.compile(r" \(env [A-Z_]+(?:, preferred)?\)")
+"""set-context writes what is typed only: its options' help does not name a variable."""
 
 
 @config_group.command("set-context")
