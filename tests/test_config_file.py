@@ -109,6 +109,12 @@ def test_invalid_value_names_line_and_key(tmp_path):
     )
 
 
+def test_nesting_too_deep_is_one_error(tmp_path):
+    path = write(tmp_path / "deep.toml", "[contexts.a]\nx = " + "[" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep.toml: not valid TOML: nested too deeply"):
+        config.load(path)
+
+
 def test_not_utf8_or_too_big_or_a_directory(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_bytes(b"cp-url = '\xff'\n")

@@ -7,6 +7,7 @@ import base64
 import http.client
 import json
 import platform
+import re
 import signal
 import ssl
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 import trustme
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cli_devops import __version__
 from cli_devops.client import ClientSettings
@@ -200,6 +203,34 @@ def test_an_invalid_file_is_one_clear_error(certs, text, message):
         load_web_config(path)
     assert str(caught.value).startswith(str(path))
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 5000, "not valid YAML: nested too deeply"),
+        ("basic_auth_users: 2001-13-45\n", "not valid YAML: month must be in 1..12"),
+        ("a: !!python/object:os.system x\n", "line 1: not valid YAML: could not determine a "
+                                             "constructor"),
+        ("tls_server_config: &a {x: *a}\n", "unknown key tls_server_config.x"),
+    ],
+)  # fmt: skip
+def test_hostile_yaml_is_one_clear_error(tmp_path, text, message):
+    with pytest.raises(WebConfigError, match=re.escape(message)):
+        load_web_config(web_file(tmp_path, text))
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=300))
+def test_any_web_config_text_loads_or_is_one_clear_error(tmp_path, text):
+    path = tmp_path / "fuzz.yml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        load_web_config(path)
+    except WebConfigError as err:
+        assert str(err).startswith(str(path))
 
 
 def test_a_missing_file_and_an_empty_one(tmp_path):

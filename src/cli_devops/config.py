@@ -172,6 +172,8 @@ def parse(text: str, path: Path) -> Config:
         reason = str(err)[: position.start()] if position else str(err)
         at = f", line {position.group(1)}" if position else ""
         raise ConfigError(f"{path}{at}: not valid TOML: {reason}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     lines = _key_lines(text)
     for key in document:
         if key not in ("current-context", "contexts"):

@@ -98,6 +98,10 @@ def load_web_config(path: Path) -> WebConfig:
         where = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or "not valid YAML"
         raise WebConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise WebConfigError(f"{path}: not valid YAML: nested too deeply") from None
+    except ValueError as err:  # a constructor's own check, like a timestamp's month
+        raise WebConfigError(f"{path}: not valid YAML: {err}") from None
     if document is None:
         return WebConfig()
     top = _mapping(document, path, "the file")
