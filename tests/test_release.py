@@ -105,10 +105,11 @@ def test_the_sdist_builds_a_wheel_that_passes_its_tests_in_a_fresh_venv(sdist, t
     site = Path(
         _run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip()
     )
-    # The dependencies from this environment (not its editable cli_devops: a .pth line adds the
-    # directory only, its own .pth files are not read).
-    (site / "borrowed.pth").write_text(sysconfig.get_path("purelib") + "\n")
     _run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "-q", wheel)
+    # Then the dependencies from this environment, after the venv's own directory (a .pth line
+    # adds the directory only, not what its own .pth files add, such as an editable install).
+    # Added after the install, so pip does not take a cli_devops there for the one to install.
+    (site / "borrowed.pth").write_text(sysconfig.get_path("purelib") + "\n")
     where = _run(python, "-c", "import cli_devops; print(cli_devops.__file__)")
     assert where.startswith(str(site)), where
     env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
