@@ -29,6 +29,8 @@ VALUES = {
     "no_color": ["--no-color"],
     "debug": ["--debug"],
     "cp_url": ["--cp-url", "http://127.0.0.1:9"],
+    "context": ["--context", "prod"],
+    "config": ["--config", "config.toml"],
 }
 ONE_SHOT = [
     ["services", "-o", "json"],
@@ -86,14 +88,28 @@ def test_a_global_option_the_command_ignores_is_refused_by_name(cli, command, ig
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("command", sorted(cli_group.commands))
+def _commands() -> list[str]:
+    """Every command, those of a group as `group sub`."""
+    found = []
+    for name, command in sorted(cli_group.commands.items()):
+        subcommands = getattr(command, "commands", None)
+        found.extend(f"{name} {sub}" for sub in sorted(subcommands or {}))
+        if subcommands is None:
+            found.append(name)
+    return found
+
+
+@pytest.mark.parametrize("command", _commands())
 def test_each_command_help_lists_the_global_options_it_uses(cli, command):
-    text = cli(command, "--help").stdout
+    text = cli(*command.split(), "--help").stdout
     uses = {
         "simulate": (),
+        "completion": (),
         "exporter": (*CONNECTION, *THRESHOLDS),
         "top": (*CONNECTION, *THRESHOLDS, "no_color"),
-    }.get(command, FLEET_VIEW)
+        # every option it can write to a context, and --config for the file
+        "config set-context": tuple(name for name in BY_NAME if name != "context"),
+    }.get(command, ("config",) if command.startswith("config ") else FLEET_VIEW)
     for name, option in BY_NAME.items():
         if name == "debug" or name in uses:
             assert option.flag in text, (command, option.flag)

@@ -13,6 +13,8 @@ import os
 import click
 from click.shell_completion import CompletionItem
 
+from cli_devops.cli.options import GlobalValues, global_options
+
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_CLI_DEVOPS_COMPLETE"
 COMPLETION_BUDGET = 0.9
@@ -22,7 +24,8 @@ ATTEMPT_TIMEOUT = 0.5
 
 @click.command()
 @click.argument("shell", type=click.Choice(SHELLS))
-def completion(shell: str) -> int:
+@global_options()
+def completion(options: GlobalValues, shell: str) -> int:
     """Print the shell completion script for SHELL (see the README to install it)."""
     from click.shell_completion import get_completion_class
 
