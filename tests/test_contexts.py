@@ -336,3 +336,17 @@ def test_all_contexts_refusals(cli, config_file, tmp_path):
     assert result.stderr == (
         f"cli_devops: error: no contexts in {none}; add one with: cli_devops config set-context\n"
     )
+
+
+def test_set_context_reads_a_token_from_stdin(tmp_path):
+    path = tmp_path / "c.toml"
+    config = ("--config", str(path), "config", "set-context", "prod", "--token", "-")
+    done = run_process(*config, input="tok-from-stdin\n")
+    assert done.exit_code == 0, done.stderr
+    assert 'token = "tok-from-stdin"' in path.read_text()
+    refused = run_process(*config, input="two words\n")
+    assert refused.exit_code == 2
+    assert "Invalid value for '--token': the line read from stdin must be visible ASCII" in (
+        refused.stderr
+    )
+    assert "two words" not in refused.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,7 +136,8 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
     """Create context NAME, or change the keys given; the global options given here are written
     to it (spelled without dashes: --cp-url becomes cp-url).
 
-    A token is written only to a file readable by its owner alone (a new file is).
+    A token is written only to a file readable by its owner alone (a new file is);
+    `--token -` reads it from stdin, keeping it out of shell history.
     """
     from cli_devops import config
 
@@ -147,6 +149,8 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
             continue
         if option.name == "ca_cert":
             value = str(Path(value).resolve())
+        if option.name == "token" and value == "-":
+            value = _token_from_stdin()
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         values[option.flag[2:]] = value
@@ -167,6 +171,17 @@ def view(options: GlobalValues) -> int:
 
     click.echo(config.render(read_config(options["config"])), nl=False)
     return ExitStatus.OK
+
+
+def _token_from_stdin() -> str:
+    """`--token -`: the token from the first line of stdin, out of shell history and `ps`."""
+    line = sys.stdin.readline(4096).strip()
+    if not line or not all("!" <= char <= "~" for char in line):
+        raise click.BadParameter(
+            "the line read from stdin must be visible ASCII characters only (no spaces)",
+            param_hint="'--token'",
+        )
+    return line
 
 
 def _path(options: GlobalValues) -> Path:
