@@ -211,10 +211,15 @@ class RunningPrometheus(NamedTuple):
 
 @contextlib.contextmanager
 def running_prometheus(
-    directory: Path, targets: Sequence[str], *, rule_files: Sequence[Path] = ()
+    directory: Path,
+    targets: Sequence[str],
+    *,
+    rule_files: Sequence[Path] = (),
+    scrape_configs: str | None = None,
 ) -> Iterator[RunningPrometheus]:
     """A real Prometheus on a free loopback port scraping `targets` (host:port) every second as
-    job `cpx`; its data lives in `directory` and is removed afterwards."""
+    job `cpx` (or as the YAML `scrape_configs:` section given); its data lives in `directory`
+    and is removed afterwards."""
     binary = tool("prometheus")
     port = free_port()
     rules = "".join(f"  - {json.dumps(str(path))}\n" for path in rule_files)
@@ -222,8 +227,11 @@ def running_prometheus(
     (directory / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
         + (f"rule_files:\n{rules}" if rules else "")
-        + f"scrape_configs:\n  - job_name: cpx\n    static_configs:\n"
-        f"      - targets: [{listed}]\n"
+        + (
+            scrape_configs
+            or f"scrape_configs:\n  - job_name: cpx\n    static_configs:\n"
+            f"      - targets: [{listed}]\n"
+        )
     )
     log_path = directory / "prometheus.log"
     with contextlib.ExitStack() as stack:

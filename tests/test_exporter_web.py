@@ -35,8 +35,15 @@ from cli_devops.exporter_web import (
 )
 
 from .conftest import hermetic_environ, run_process, stop_process
-from .scraping import Answer, expected_samples, get, samples, without_duration
-from .test_prometheus import _poll, _terminate, free_port, query, tool
+from .scraping import (
+    Answer,
+    expected_samples,
+    get,
+    query,
+    running_prometheus,
+    samples,
+    without_duration,
+)
 
 PASSWORD = "correct horse"
 # Cost 4 keeps the tests fast; the $2y$ prefix is what htpasswd -B writes.
@@ -281,10 +288,6 @@ def test_basic_auth_with_a_nul_byte_or_unknown_user_fails_quietly():
 
 
 def test_real_prometheus_scrapes_over_tls_with_basic_auth(sim, certs, tmp_path):
-    binary = tool("prometheus")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "prometheus.log"
     exporter = Exporter(ClientSettings(sim.url))
     exporter.web = load_web_config(web_file(certs, TLS_AND_AUTH))
     with ExitStack() as stack:
@@ -296,29 +299,24 @@ def test_real_prometheus_scrapes_over_tls_with_basic_auth(sim, certs, tmp_path):
             "    basic_auth:\n      username: prometheus\n      password: {password}\n"
             f'    static_configs:\n      - targets: ["{target}"]\n'
         )
-        (tmp_path / "prometheus.yml").write_text(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
+        scrape_configs = (
+            "scrape_configs:\n"
             + job.format(name="cpx", password=json.dumps(PASSWORD))
             + job.format(name="intruder", password='"guess"')
         )
-        log = stack.enter_context(log_path.open("w"))
-        process = subprocess.Popen(
-            [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        stack.callback(_terminate, process)
+        prometheus = stack.enter_context(
+            running_prometheus(tmp_path, [], scrape_configs=scrape_configs)
+        )
         seen: dict[str, object] = {}
 
         def scraped() -> bool:
-            result = query(base, "/api/v1/query", query="up")
+            result = query(prometheus.url, "/api/v1/query", query="up")
             assert isinstance(result, dict)
             seen["up"] = {item["metric"]["job"]: item["value"][1] for item in result["result"]}
-            info = query(base, "/api/v1/query", query="cpx_exporter_build_info")
+            info = query(prometheus.url, "/api/v1/query", query="cpx_exporter_build_info")
             assert isinstance(info, dict)
             seen["info"] = [item["metric"].get("version") for item in info["result"]]
-            cpx_up = query(base, "/api/v1/query", query="cpx_up")
+            cpx_up = query(prometheus.url, "/api/v1/query", query="cpx_up")
             assert isinstance(cpx_up, dict)
             seen["cpx_up"] = [item["value"][1] for item in cpx_up["result"]]
             return (
@@ -327,7 +325,7 @@ def test_real_prometheus_scrapes_over_tls_with_basic_auth(sim, certs, tmp_path):
                 and seen["cpx_up"] == ["1"]
             )
 
-        _poll(scraped, process, log_path, seen)
+        prometheus.poll(scraped, seen)
 
 
 def test_exporter_command_serves_tls_with_basic_auth(sim, certs, ca):
