@@ -19,7 +19,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,6 +362,8 @@ def _write(path: Path, document: Any, mode: int | None) -> None:
     The mode is kept (a new file is 0600, since it may come to hold a token). A symbolic link
     (a dotfiles checkout) is followed, so the link stays and its target is replaced.
     """
+    import tempfile
+
     import tomlkit
 
     target = Path(os.path.realpath(path))

@@ -13,14 +13,13 @@ from typing import Any, TypeVar
 
 import click
 
-from cli_devops.cli.contexts import NOT_IN_CONTEXTS, config_path, read_config
 from cli_devops.cli.options import GLOBALS, GlobalValues, global_options
 from cli_devops.errors import ExitStatus, UsageError
 from cli_devops.text import terminal_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-NOT_SETTABLE = NOT_IN_CONTEXTS | {"debug"}
+NOT_SETTABLE = frozenset({"config", "context", "debug"})
 """Global options set-context does not take: those that pick the file and the context, and
 --debug (it is about one run, and set-context takes it for itself)."""
 
@@ -40,6 +39,8 @@ def config_group() -> None:
 @global_options("config")
 def get_contexts(options: GlobalValues) -> int:
     """List the contexts; the current one is marked with *."""
+    from cli_devops.cli.contexts import config_path, read_config
+
     config = read_config(options["config"])
     rows = [
         (
@@ -65,6 +66,8 @@ TITLES = ("CURRENT", "NAME", "CP-URL")
 @global_options("config")
 def current_context(options: GlobalValues) -> int:
     """Print the name of the current context."""
+    from cli_devops.cli.contexts import read_config
+
     config = read_config(options["config"])
     if config.current is None:
         raise UsageError(f"no current context is set in {config.path}")
@@ -168,6 +171,7 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
 def view(options: GlobalValues) -> int:
     """Print the contexts as TOML, tokens shown as <redacted>."""
     from cli_devops import config
+    from cli_devops.cli.contexts import read_config
 
     click.echo(config.render(read_config(options["config"])), nl=False)
     return ExitStatus.OK
@@ -185,6 +189,8 @@ def _token_from_stdin() -> str:
 
 
 def _path(options: GlobalValues) -> Path:
+    from cli_devops.cli.contexts import config_path
+
     return config_path(options["config"])[0]
 
 
