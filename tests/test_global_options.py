@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
+import click
 import pytest
 
 from cli_devops.cli import cli as cli_group
@@ -92,9 +93,10 @@ def _commands() -> list[str]:
     """Every command, those of a group as `group sub`."""
     found = []
     for name, command in sorted(cli_group.commands.items()):
-        subcommands = getattr(command, "commands", None)
-        found.extend(f"{name} {sub}" for sub in sorted(subcommands or {}))
-        if subcommands is None:
+        if isinstance(command, click.Group):
+            subcommands = command.list_commands(click.Context(command))
+            found.extend(f"{name} {sub}" for sub in subcommands)
+        else:
             found.append(name)
     return found
 

@@ -29,11 +29,11 @@ MAX_SECONDS = 10 * 365 * 24 * 3600.0
 """Ten years: anything longer is a mistake (and would overflow the event loop's timers)."""
 
 _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-_PLAIN = re.compile(_NUMBER)
-_UNITS = re.compile(
+_UNITS = (
     rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m(?!s))?"
     rf"(?:(?P<s>{_NUMBER})s)?(?:(?P<ms>{_NUMBER})ms)?"
 )
+"""Compiled (and cached by `re`) on the first duration parsed, not when `--help` imports this."""
 _SCALE = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
@@ -46,10 +46,10 @@ def parse_duration(text: str) -> float:
     stripped = text.strip()
     if len(stripped) > MAX_TEXT:
         raise ValueError(f"{stripped[:20]}…: too long for a duration; use {ACCEPTED_FORMS}")
-    if _PLAIN.fullmatch(stripped):
+    if re.fullmatch(_NUMBER, stripped):
         seconds = float(stripped)
     else:
-        match = _UNITS.fullmatch(stripped)
+        match = re.fullmatch(_UNITS, stripped)
         if not stripped or match is None:
             raise ValueError(f"{text!r} is not a duration; use {ACCEPTED_FORMS}")
         seconds = sum(

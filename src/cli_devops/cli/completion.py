@@ -9,11 +9,14 @@ slow, or the options typed so far are unusable.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
-from click.shell_completion import CompletionItem
 
 from cli_devops.cli.options import GlobalValues, global_options
+
+if TYPE_CHECKING:  # click's completion machinery is imported only while completing
+    from click.shell_completion import CompletionItem
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_CLI_DEVOPS_COMPLETE"
@@ -45,6 +48,8 @@ def complete_services(
         names = _service_names(ctx)
     except Exception:  # completion must never break the shell; it offers nothing instead
         return []
+    from click.shell_completion import CompletionItem
+
     wanted = incomplete.lower()
     return [CompletionItem(name) for name in sorted(names) if name.lower().startswith(wanted)]
 

@@ -1,6 +1,7 @@
-"""`cli_devops config ...`: the named contexts, kubectl-style (get-contexts, current-context,
-use-context, set-context, delete-context, view). Reading and writing the file is `config.py`'s
-job; this module only parses options and prints."""
+"""The subcommands of `cli_devops config`: the named contexts, kubectl-style (get-contexts,
+current-context, use-context, set-context, delete-context, view). Reading and writing the file is
+`config.py`'s job; this module only parses options and prints. `config_group.py` loads it when a
+subcommand is asked for, so `--help` does not pay for it."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from cli_devops.cli.options import GLOBALS, GlobalValues, global_options
 from cli_devops.errors import ExitStatus, UsageError
 from cli_devops.text import terminal_safe
+
+if TYPE_CHECKING:  # pathlib is imported by the subcommands that run, not by --help
+    from pathlib import Path
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,18 +27,7 @@ NOT_SETTABLE = frozenset({"config", "context", "debug"})
 --debug (it is about one run, and set-context takes it for itself)."""
 
 
-@click.group("config")
-def config_group() -> None:
-    """Named contexts: one set of global options per CPX environment (kubectl-style).
-
-    \b
-    cli_devops config set-context prod --cp-url http://10.0.0.5:8080 --cpu-threshold 85
-    cli_devops config use-context prod
-    cli_devops config get-contexts
-    """
-
-
-@config_group.command("get-contexts")
+@click.command("get-contexts")
 @global_options("config")
 def get_contexts(options: GlobalValues) -> int:
     """List the contexts; the current one is marked with *."""
@@ -62,7 +54,7 @@ def get_contexts(options: GlobalValues) -> int:
 TITLES = ("CURRENT", "NAME", "CP-URL")
 
 
-@config_group.command("current-context")
+@click.command("current-context")
 @global_options("config")
 def current_context(options: GlobalValues) -> int:
     """Print the name of the current context."""
@@ -75,7 +67,7 @@ def current_context(options: GlobalValues) -> int:
     return ExitStatus.OK
 
 
-@config_group.command("use-context")
+@click.command("use-context")
 @click.argument("name", shell_complete=lambda ctx, param, incomplete: _complete(ctx, incomplete))
 @global_options("config")
 def use_context(options: GlobalValues, name: str) -> int:
@@ -87,7 +79,7 @@ def use_context(options: GlobalValues, name: str) -> int:
     return ExitStatus.OK
 
 
-@config_group.command("delete-context")
+@click.command("delete-context")
 @click.argument("name", shell_complete=lambda ctx, param, incomplete: _complete(ctx, incomplete))
 @global_options("config")
 def delete_context(options: GlobalValues, name: str) -> int:
@@ -114,7 +106,7 @@ def _settable_options(func: F) -> F:
             if key not in ("envvar", "default", "show_default", "is_flag")
         }
         if "help" in attrs:
-            attrs["help"] = _NOT_FROM_ENV.sub("", attrs["help"])
+            attrs["help"] = re.sub(_NOT_FROM_ENV, "", attrs["help"])
         flag = option.flag
         if option.attrs.get("is_flag"):
             negative = f"--{flag[5:]}" if flag.startswith("--no-") else f"--no-{flag[2:]}"
@@ -126,11 +118,11 @@ def _settable_options(func: F) -> F:
     return func
 
 
-_NOT_FROM_ENV = re.compile(r" \(env [A-Z_]+(?:, preferred)?\)")
+_NOT_FROM_ENV = r" \(env [A-Z_]+(?:, preferred)?\)"
 """set-context writes what is typed only: its options' help does not name a variable."""
 
 
-@config_group.command("set-context")
+@click.command("set-context")
 @click.argument("name")
 @click.option("--use", is_flag=True, help="Also make it the current context.")
 @_settable_options
@@ -151,7 +143,7 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
         if value is None:
             continue
         if option.name == "ca_cert":
-            value = str(Path(value).resolve())
+            value = os.path.realpath(value)
         if option.name == "token" and value == "-":
             value = _token_from_stdin()
         if isinstance(value, float) and value.is_integer():
@@ -166,7 +158,7 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
     return ExitStatus.OK
 
 
-@config_group.command("view")
+@click.command("view")
 @global_options("config")
 def view(options: GlobalValues) -> int:
     """Print the contexts as TOML, tokens shown as <redacted>."""
@@ -201,3 +193,6 @@ def _complete(ctx: click.Context, incomplete: str) -> list[click.shell_completio
 
     given = typed(ctx, "config") or os.environ.get("CPX_CONFIG") or None
     return [CompletionItem(name) for name in context_names(given) if name.startswith(incomplete)]
+
+
+COMMANDS = (get_contexts, current_context, use_context, set_context, delete_context, view)

@@ -14,7 +14,7 @@ import click
 from cli_devops import __version__
 from cli_devops.cli import console, fleet, servers
 from cli_devops.cli.completion import completion
-from cli_devops.cli.config_commands import config_group
+from cli_devops.cli.config_group import config_group
 from cli_devops.cli.options import (
     GIVEN_BEFORE,
     RUN,
