@@ -11,11 +11,12 @@ from cli_devops.cli.options import (
     global_options,
     min_healthy_option,
 )
+from cli_devops.durations import Duration
 
 
 @click.command()
-@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
-              metavar="SECONDS", help="Time between polls.")  # fmt: skip
+@click.option("--interval", type=Duration(0.1, min_open=False), default=2.0, show_default=True,
+              metavar="DURATION", help="Time between polls (seconds, or 500ms, 2s).")  # fmt: skip
 @click.option("--history", type=click.IntRange(1, 1000), default=30, show_default=True,
               metavar="N", help="Samples kept per instance: sparklines and forecasts.")  # fmt: skip
 @min_healthy_option
