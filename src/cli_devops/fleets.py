@@ -101,8 +101,9 @@ def status_all(
     min_healthy: int = DEFAULT_MIN_HEALTHY,
     output: Output = DEFAULT_OUTPUT,
 ) -> ExitStatus:
-    """`status` of every context, one table with a Context column (exit 0 as `status`, 4 with
-    --strict when a context was incomplete, 3 when none could be read)."""
+    """`status` of every context, one table with a Context column: exit 1 when any context has
+    a flagged service (a fleet-of-fleets view is a check, unlike one context's `status`), 4 with
+    strict mode when a context was incomplete, 3 when none could be read."""
     readings = read_contexts(apps, env)
     reports = []
     summaries_seen: list[ServiceSummary] = []
@@ -128,7 +129,7 @@ def status_all(
     )
     report = _combined(reports, footer, "No services found.")
     write_report(report, output.format, env, headers=output.headers)
-    return _exit(False, readings)
+    return _exit(flagged > 0, readings)
 
 
 def unhealthy_services_all(
