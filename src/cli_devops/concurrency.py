@@ -24,6 +24,19 @@ round trip's). The limit stays within [1, `MAX_LIMIT`], and `cap()` lowers the c
 a server that closes every connection (HTTP/1.0 or `Connection: close`), which is the mark of a
 small, often single-threaded server.
 
+**Congestion or stuck?** Only answers and overload signals judge the load: rising latency of the
+requests that *answer*, 429 and 503, refused, reset or dropped connections, truncated answers.
+A request that *times out* says nothing about load by itself: it is the mark of an instance that
+is stuck while the others may answer fine (halving the limit for it collapsed the limit to one
+request at a time against a few hung instances). Timeouts and requests cut by the read's
+deadline (`release(..., cut=True)`) are not judged at all, so a short scrape timeout cannot teach
+the next scrape a lower limit. So that stuck instances cannot hold every slot either, a request
+still unanswered after `STUCK_FACTOR` times the usual round trip (at least `STUCK_MIN_SECONDS`)
+is *parked*: it gives its slot back and waits outside the limit. At most `maximum` requests are
+parked at once (none under `cap()`, whose small servers lose connection attempts when sent more),
+so the connections open stay bounded by twice the ceiling whatever the API does. A retry's
+backoff sleep holds no slot (the client releases before it sleeps).
+
 `FixedLimiter` is the same interface with a constant limit (`--concurrency N`).
 """
 
@@ -34,6 +47,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 INITIAL_LIMIT = 8
@@ -55,14 +69,23 @@ own CPU is the bottleneck, latency rises with every request added however few ar
 and a handful in flight is what keeps both ends busy."""
 MIN_WINDOW = 16
 """Fewest answers a verdict is based on: the median of four is mostly noise."""
+STUCK_FACTOR = 8.0
+STUCK_MIN_SECONDS = 0.25
+"""A request unanswered this long (or `STUCK_FACTOR` usual round trips, whichever is longer) is
+parked: its slot goes to the next request (adaptive limit only)."""
+SWEEP_SECONDS = 0.1
+"""How often requests in flight are checked for being stuck."""
 
 
-class Ticket(NamedTuple):
-    """What `acquire` hands out and `release` takes back: when the request started, and under
-    which adjustment (`epoch`) of the limit."""
+@dataclass(eq=False)
+class Ticket:
+    """What `acquire` hands out and `release` takes back: when the request started, under
+    which adjustment (`epoch`) of the limit, and whether it was parked (holds no slot)."""
 
     started: float
     epoch: int
+    parked: bool = False
+    released: bool = False
 
 
 class LimiterStats(NamedTuple):
@@ -92,6 +115,10 @@ class FixedLimiter:
         self._clock = clock
         self._in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._parked = 0
+        self._open: set[Ticket] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_loop: asyncio.AbstractEventLoop | None = None
         self._epoch = 0
         self._requests = 0
         self._peak = limit
@@ -110,6 +137,25 @@ class FixedLimiter:
     def cap(self, ceiling: int) -> None:
         """Lower the ceiling of an adaptive limit; a fixed limit is the user's choice and stays."""
 
+    def try_acquire(self) -> Ticket | None:
+        """A slot at once if one is free and nobody waits, else None (no waiting)."""
+        if self._in_flight >= self.limit or self._waiters:
+            return None
+        now = self._clock()
+        self._tick(now)
+        self._in_flight += 1
+        return self._ticket(now)
+
+    def _ticket(self, now: float) -> Ticket:
+        ticket = Ticket(now, self._epoch)
+        if self._park_room() > 0:
+            self._open.add(ticket)
+            loop = asyncio.get_running_loop()
+            if self._sweeper is None or self._sweep_loop is not loop:
+                self._sweep_loop = loop
+                self._sweeper = loop.call_later(SWEEP_SECONDS, self._sweep)
+        return ticket
+
     async def acquire(self) -> Ticket:
         """Wait for a free slot; the caller must `release` the ticket exactly once."""
         if self._in_flight >= self.limit or self._waiters:
@@ -121,7 +167,7 @@ class FixedLimiter:
                 if waiter.done() and not waiter.cancelled():
                     self._in_flight -= 1  # the slot was handed over: pass it on
                     self._wake()
-                else:
+                elif waiter in self._waiters:  # `_wake` may have dropped it already
                     self._waiters.remove(waiter)
                 raise
             now = self._clock()
@@ -129,17 +175,55 @@ class FixedLimiter:
             now = self._clock()
             self._tick(now)
             self._in_flight += 1
-        return Ticket(now, self._epoch)
+        return self._ticket(now)
 
-    def release(self, ticket: Ticket, *, congested: bool = False) -> None:
-        """Return a slot. `congested` marks a failure that means "too much load" (a timeout,
-        a refused or reset connection, 429/503); other failures are not the load's fault."""
+    def release(self, ticket: Ticket, *, congested: bool = False, cut: bool = False) -> None:
+        """Return a slot. `congested` marks a failure that means "too much load" (a refused or
+        reset connection, 429/503); other failures are not the load's fault. `cut` marks a
+        request that ended without an answer through no sign of load (cut by the read's
+        deadline, or timed out: a stuck instance): it is not judged at all."""
+        if ticket.released:
+            return
+        ticket.released = True
+        self._open.discard(ticket)
         now = self._clock()
-        self._tick(now)
-        self._in_flight -= 1
+        if ticket.parked:
+            self._parked -= 1
+        else:
+            self._tick(now)
+            self._in_flight -= 1
         self._requests += 1
-        self._observe(ticket, now - ticket.started, congested)
+        if not cut:
+            self._observe(ticket, now - ticket.started, congested)
         self._wake()
+
+    @property
+    def parked(self) -> int:
+        """Requests still in flight that hold no slot (see the module docstring)."""
+        return self._parked
+
+    def _park_room(self) -> int:
+        return 0
+
+    def _stuck_after(self) -> float:
+        return STUCK_MIN_SECONDS
+
+    def _sweep(self) -> None:
+        """Park the requests that have been in flight too long (see the module docstring)."""
+        self._sweeper = None
+        now = self._clock()
+        stuck_before = now - self._stuck_after()
+        for ticket in [t for t in self._open if t.started < stuck_before]:
+            if self._park_room() <= 0:
+                break
+            self._open.discard(ticket)
+            ticket.parked = True
+            self._parked += 1
+            self._tick(now)
+            self._in_flight -= 1
+        self._wake()
+        if self._open and self._sweep_loop is not None:
+            self._sweeper = self._sweep_loop.call_later(SWEEP_SECONDS, self._sweep)
 
     def reset_stats(self) -> None:
         """Start counting requests and concurrency afresh; the limit itself is kept."""
@@ -196,16 +280,26 @@ class AdaptiveLimiter(FixedLimiter):
         self._window = max(MIN_WINDOW, self.limit)
         self._holding = False
 
+        self._capped = False
+
     @property
     def maximum(self) -> int:
         return self._maximum
 
     def cap(self, ceiling: int) -> None:
         ceiling = max(1, ceiling)
+        self._capped = True
         if ceiling < self._maximum:
             self._maximum = ceiling
             if self._limit > ceiling:
                 self._set(ceiling)
+
+    def _park_room(self) -> int:
+        return 0 if self._capped else self._maximum - self._parked
+
+    def _stuck_after(self) -> float:
+        base = self._base_rtt if math.isfinite(self._base_rtt) else 0.0
+        return max(STUCK_MIN_SECONDS, STUCK_FACTOR * base)
 
     def _observe(self, ticket: Ticket, rtt: float, congested: bool) -> None:
         spike = rtt > self._base_rtt * SPIKE_FACTOR and rtt > self._base_rtt + SPIKE_MIN_SECONDS
