@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from enum import IntEnum
+from typing import ClassVar
 
 
 class ExitStatus(IntEnum):
@@ -42,10 +43,34 @@ class CannotListen(UsageError):
         super().__init__(f"cannot listen on {address}: {reason}")
 
 
+class SettingError(UsageError):
+    """A client setting that cannot be used. `setting` names it ("url", "ca_cert") and
+    `detail` says what is wrong, so the command-line layer can name its own option."""
+
+    WORDING: ClassVar[dict[str, str]] = {
+        "url": "invalid URL{detail}",
+        "ca_cert": "CA certificate file {detail}",
+    }
+
+    def __init__(self, setting: str, detail: str) -> None:
+        super().__init__(self.WORDING.get(setting, "{detail}").format(detail=detail))
+        self.setting = setting
+        self.detail = detail
+
+
 class ApiUnreachable(CliDevopsError):
-    """The CPX API could not be reached, or its /servers answer was unusable."""
+    """The CPX API could not be reached, or its /servers answer was unusable.
+
+    `kind` says what to check next: "auth" (the API refused the credentials, HTTP 401 or 403),
+    "tls" (its certificate is not trusted), "answer" (it answered, but unusably) or "connect"
+    (anything else: wrong address, down, timing out).
+    """
 
     exit_status = ExitStatus.API_UNREACHABLE
+
+    def __init__(self, message: str, *, kind: str = "connect") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class IncompleteData(CliDevopsError):

@@ -18,6 +18,8 @@ from cli_devops.errors import PayloadError
 MAX_SERVICE_NAME = 256
 MAX_CONTAINERS = 10_000
 MAX_DEPTH = 64
+MAX_PERCENT_TEXT = 64
+"""Longest percentage string read ("61.5%" needs five characters; 10,000 digits need none)."""
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
@@ -47,24 +49,32 @@ def parse_percent(value: object, field: str) -> float:
     """Read a percentage as the API writes it ("61%", "61", 61, "61.5%") and check 0-100.
 
     Whole numbers come back as int so that JSON output shows the API's 61 as 61, not 61.0.
+    Never raises anything but PayloadError, whatever JSON value it is given (integers of any
+    size, floats that overflowed to infinity, strings of digits, containers).
     """
     if value is None:
         raise PayloadError(f"{field} is missing")
     if isinstance(value, bool):
         raise PayloadError(f"{field} is not a percentage")
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        if not 0 <= value <= 100:  # checked as an int: a 400-digit one has no float
+            raise PayloadError(f"{field} is outside 0-100%")
         number = float(value)
+    elif isinstance(value, float):
+        number = value
     elif isinstance(value, str):
         text = value.strip()
         if text.endswith("%"):
             text = text[:-1].rstrip()
-        if not _DECIMAL.fullmatch(text):
+        if len(text) > MAX_PERCENT_TEXT or not _DECIMAL.fullmatch(text):
             raise PayloadError(f"{field} is not a percentage")
         number = float(text)
     else:
         raise PayloadError(f"{field} is not a percentage")
     if math.isnan(number):
         raise PayloadError(f"{field} is not a number")
+    if math.isinf(number):
+        raise PayloadError(f"{field} is outside 0-100%")
     if not 0.0 <= number <= 100.0:
         raise PayloadError(f"{field} is outside 0-100%")
     return int(number) if number.is_integer() else number

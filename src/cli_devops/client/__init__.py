@@ -1,0 +1,48 @@
+"""The CPX API client, found by file name:
+
+* `settings.py`: `ClientSettings` and the checked base URL (`normalize_base_url`);
+* `network.py`: origin, TLS, proxies, redirects, which origin gets the token, failure reasons;
+* `budget.py`: the retry budget and deadline of ONE read (`ReadBudget`, one per read);
+* `fanout.py`: every instance read through the concurrency limiter;
+* `session.py`: `CpxClient` (the connection pool and one request) and `fetch_snapshot`.
+"""
+
+from cli_devops.client.budget import (
+    BACKOFF_CAP,
+    BACKOFF_FIRST,
+    RETRY_AFTER_LIMIT,
+    RETRY_BUDGET_MIN,
+    RETRY_BUDGET_RATIO,
+    ReadBudget,
+    parse_retry_after,
+)
+from cli_devops.client.fanout import FleetRead
+from cli_devops.client.network import MAX_REDIRECTS
+from cli_devops.client.session import (
+    MAX_INSTANCE_BODY,
+    MAX_SERVERS_BODY,
+    CpxClient,
+    Snapshot,
+    fetch_snapshot,
+)
+from cli_devops.client.settings import DEFAULT_RETRIES, ClientSettings, normalize_base_url
+
+__all__ = [
+    "BACKOFF_CAP",
+    "BACKOFF_FIRST",
+    "DEFAULT_RETRIES",
+    "MAX_INSTANCE_BODY",
+    "MAX_REDIRECTS",
+    "MAX_SERVERS_BODY",
+    "RETRY_AFTER_LIMIT",
+    "RETRY_BUDGET_MIN",
+    "RETRY_BUDGET_RATIO",
+    "ClientSettings",
+    "CpxClient",
+    "FleetRead",
+    "ReadBudget",
+    "Snapshot",
+    "fetch_snapshot",
+    "normalize_base_url",
+    "parse_retry_after",
+]
