@@ -78,7 +78,7 @@ def expected_samples(
     fleet: Fleet, *, cpu_threshold: float = 90, mem_threshold: float = 90
 ) -> dict[SampleKey, float]:
     """What the exporter must say about a drift-free fleet whose instances all answer."""
-    found: dict[SampleKey, float] = {("cpx_up", ()): 1}
+    found: dict[SampleKey, float] = {("cpx_up", ()): 1, ("cpx_scrape_unrequested_instances", ()): 0}
     services: dict[str, list[int]] = {}
     for ip, instance in fleet.instances.items():
         labels = (("cpx_service", instance.service), ("ip", ip))

@@ -1,0 +1,53 @@
+"""The Prometheus exporter: `/metrics` reads CPX at scrape time and answers in the text format.
+
+* `collector.py`: the shard, the scrape's deadline and the metric families, built fresh from
+  one reading by `CpxCollector` on the exporter's own registry (no gauge set on a timer);
+* `reader.py`: `FleetReader`, the reads of CPX (one loop thread, one open client) and which
+  scrape may share which read;
+* `server.py`: the HTTP server, `Exporter` and the `exporter` command (`run_exporter`).
+
+prometheus_client is imported here only, and this package only by the `exporter` command.
+"""
+
+from cli_devops.exporter.collector import (
+    DEADLINE_MARGIN,
+    DEFAULT_SCRAPE_TIMEOUT,
+    MAX_SCRAPE_TIMEOUT,
+    CpxCollector,
+    Reading,
+    Shard,
+    build_metrics,
+    parse_shard,
+    scrape_deadline,
+    shard_of,
+)
+from cli_devops.exporter.reader import ExporterStopping, FleetReader
+from cli_devops.exporter.server import (
+    DEFAULT_LISTEN,
+    DEFAULT_PORT,
+    Exporter,
+    accepts_gzip,
+    parse_listen,
+    run_exporter,
+)
+
+__all__ = [
+    "DEADLINE_MARGIN",
+    "DEFAULT_LISTEN",
+    "DEFAULT_PORT",
+    "DEFAULT_SCRAPE_TIMEOUT",
+    "MAX_SCRAPE_TIMEOUT",
+    "CpxCollector",
+    "Exporter",
+    "ExporterStopping",
+    "FleetReader",
+    "Reading",
+    "Shard",
+    "accepts_gzip",
+    "build_metrics",
+    "parse_listen",
+    "parse_shard",
+    "run_exporter",
+    "scrape_deadline",
+    "shard_of",
+]

@@ -1,0 +1,171 @@
+"""The exporter's reads of CPX: one asyncio loop thread with one open `CpxClient`.
+
+Every scrape is answered within its own deadline, and no scrape can make another slower or
+emptier:
+
+* A scrape joins a read already in flight only when that read was given at least the same
+  budget (seconds) and ends no later than the scrape's own deadline: then it gets an answer as
+  complete as its own read would have been, sooner. Prometheus HA pairs and retries sending
+  the same timeout thus share one read of CPX.
+* Otherwise the scrape starts its own read with its own deadline. A scrape with a tiny timeout
+  cannot hand its cut-short read to others, and one with a huge timeout cannot keep others
+  waiting for it.
+* All reads share the client's concurrency limiter, which bounds what they ask of CPX together;
+  requests cut by a deadline or timing out do not teach the limiter a lower limit, so the
+  limit learned across scrapes does not collapse.
+* `--deadline` caps every scrape's budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cli_devops.client import ClientSettings, CpxClient
+from cli_devops.errors import ApiUnreachable
+from cli_devops.exporter.collector import Reading, Shard
+
+JOIN_SLACK = 0.05
+"""Seconds by which a read in flight may end after a scrape's deadline and still be joined
+(scheduling noise)."""
+
+
+class ExporterStopping(Exception):
+    """The exporter is shutting down: the scrape is abandoned, not answered."""
+
+
+@dataclass
+class _Read:
+    task: asyncio.Task[Reading]
+    budget: float
+    ends: float
+
+
+class FleetReader:
+    """One asyncio loop thread with an open `CpxClient`; `read()` is callable from any thread."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        shard: Shard | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.shard = shard or Shard()
+        self._warn = warn
+        self.reads_started = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: CpxClient | None = None
+        self._reads: list[_Read] = []
+        self._scrapes: set[asyncio.Task[Reading]] = set()
+        self._waiting = 0
+        self._stopping = False
+
+    @property
+    def waiting(self) -> int:
+        """Scrapes currently waiting for a read (their own or one they joined)."""
+        return self._waiting
+
+    def start(self) -> None:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="cpx-exporter-client", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        client = CpxClient(self.settings)
+        asyncio.run_coroutine_threadsafe(client.__aenter__(), loop).result()
+        self._client = client
+
+    def stop(self) -> None:
+        """Abandon the scrapes in flight, close the client and the loop. Idempotent."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self._stopping = True
+        asyncio.run_coroutine_threadsafe(self._close(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+        self._loop = self._thread = None
+
+    def read(self, deadline: float) -> Reading:
+        """Read this shard of the fleet within `deadline` seconds (blocking). Raises
+        ExporterStopping when the exporter stops meanwhile."""
+        loop = self._loop
+        if loop is None or self._stopping:
+            raise ExporterStopping
+        future = asyncio.run_coroutine_threadsafe(self._scrape(deadline), loop)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise ExporterStopping from None
+
+    async def _close(self) -> None:
+        for read in self._reads:
+            read.task.cancel()
+        for scrape in list(self._scrapes):
+            scrape.cancel()
+        pending = [read.task for read in self._reads] + list(self._scrapes)
+        if pending:
+            await asyncio.wait(pending)
+        if self._client is not None:
+            await self._client.__aexit__(None, None, None)
+            self._client = None
+
+    async def _scrape(self, deadline: float) -> Reading:
+        if self.settings.deadline is not None:
+            deadline = min(deadline, self.settings.deadline)
+        task = asyncio.current_task()
+        assert task is not None
+        self._scrapes.add(task)
+        self._waiting += 1
+        try:
+            return await self._answer(deadline)
+        except asyncio.CancelledError:
+            if self._stopping:
+                raise ExporterStopping from None
+            raise
+        finally:
+            self._waiting -= 1
+            self._scrapes.discard(task)
+
+    async def _answer(self, deadline: float) -> Reading:
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + deadline
+        fitting = [
+            read
+            for read in self._reads
+            if read.budget >= deadline and read.ends <= ends + JOIN_SLACK
+        ]
+        if fitting:
+            joined = min(fitting, key=lambda read: read.ends)
+            return await asyncio.shield(joined.task)
+        self.reads_started += 1
+        read = _Read(asyncio.ensure_future(self._read(deadline)), deadline, ends)
+        self._reads.append(read)
+        read.task.add_done_callback(lambda _: self._reads.remove(read))
+        return await asyncio.shield(read.task)
+
+    async def _read(self, deadline: float) -> Reading:
+        assert self._client is not None, "FleetReader used before start()"
+        client = self._client
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        budget = client.begin(deadline)
+        try:
+            listing = await client.servers(budget)
+        except ApiUnreachable as err:
+            if self._warn is not None:
+                self._warn(f"cpx_up 0: {err}")
+            return Reading(False, [], loop.time() - started, str(err))
+        owned = [ip for ip in listing.ips if self.shard.owns(ip)]
+        read = await client.read(owned, budget, list_unrequested=False)
+        unread = sum(1 for instance in read.instances if instance.error is not None)
+        if (unread or read.unrequested) and self.settings.log is not None:
+            self.settings.log(
+                f"{unread + read.unrequested} of {len(owned)} instances could not be read"
+            )
+        return Reading(True, read.instances, loop.time() - started, None, read.unrequested)
