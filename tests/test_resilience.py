@@ -729,9 +729,9 @@ def test_https_needs_a_trusted_certificate(cli, tls_server, tls_ca, tmp_path):
     assert tls_server.url.startswith("https://127.0.0.1:")
     untrusted = cli("--cp-url", tls_server.url, "services")
     assert untrusted.exit_code == 3
-    assert untrusted.stderr.startswith(
+    assert untrusted.stderr == (
         f"cli_devops: error: cannot read the CPX API at {tls_server.url}/servers: "
-        "TLS certificate not trusted (see --ca-cert)."
+        "TLS certificate not trusted. Check --ca-cert (or --insecure for testing).\n"
     )
     ca_file = tmp_path / "ca.pem"
     tls_ca.cert_pem.write_to_path(str(ca_file))

@@ -67,12 +67,13 @@ def services(
         ]
     if sort != "ip":
         instances = sorted(instances, key=_sort_key(sort, app.thresholds))
-    write_report(
-        instances_report(instances, app.thresholds, flagged),
-        output.format,
-        app.env,
-        headers=output.headers,
-    )
+    with app.env.writing_data():
+        write_report(
+            instances_report(instances, app.thresholds, flagged),
+            output.format,
+            app.env,
+            headers=output.headers,
+        )
     return ExitStatus.OK
 
 
@@ -89,9 +90,10 @@ def status(
     if service is not None:
         name = resolve_service(service, services_of(instances))
         summaries = [summary for summary in summaries if summary.service == name]
-    write_report(
-        status_report(summaries, min_healthy), output.format, app.env, headers=output.headers
-    )
+    with app.env.writing_data():
+        write_report(
+            status_report(summaries, min_healthy), output.format, app.env, headers=output.headers
+        )
     return ExitStatus.OK
 
 
@@ -104,7 +106,8 @@ def unhealthy_services(
     """Services with fewer than `min_healthy` healthy instances; exit 1 when there are any."""
     instances = read_fleet(app)
     flagged = under_replicated(summarize_services(instances, app.thresholds, min_healthy))
-    write_report(
-        flagged_report(flagged, min_healthy), output.format, app.env, headers=output.headers
-    )
+    with app.env.writing_data():
+        write_report(
+            flagged_report(flagged, min_healthy), output.format, app.env, headers=output.headers
+        )
     return ExitStatus.FLAGGED if flagged else ExitStatus.OK

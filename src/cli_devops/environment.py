@@ -35,6 +35,8 @@ class Environment:
     width: int = 100
     monotonic: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = _utc_now
+    stdout_closed: bool = False
+    """True once the reader of stdout went away (`| head`): data output then stops quietly."""
     _held: deque[str] | None = field(default=None, init=False, repr=False)
     _dropped: int = field(default=0, init=False, repr=False)
 
@@ -66,6 +68,18 @@ class Environment:
         self._held.append(line)
 
     @contextlib.contextmanager
+    def writing_data(self) -> Iterator[None]:
+        """Write data to stdout and flush it. A reader that went away (`cmd | head -1`) ends
+        the writing quietly, `stdout_closed` set, so the command still exits with the status
+        its result has (0, or 1 for flagged services), not with a broken-pipe error."""
+        try:
+            yield
+            self.stdout.flush()
+        except BrokenPipeError:
+            self.stdout_closed = True
+            _discard_output(self.stdout)
+
+    @contextlib.contextmanager
     def holding_warnings(self, keep: int = 1000) -> Iterator[None]:
         """Hold `warn` lines while something else owns the terminal (the live view of `track`),
         then print them, the last `keep` at most, once it is given back."""
@@ -79,3 +93,17 @@ class Environment:
                 print(f"cli_devops: ({dropped} earlier lines not kept)", file=self.stderr)
             for line in held:
                 print(line, file=self.stderr)
+
+
+def _discard_output(stream: TextIO) -> None:
+    """Point a stream whose reader went away at /dev/null, so what is still buffered (and the
+    interpreter's flush at exit) goes nowhere instead of failing again."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)

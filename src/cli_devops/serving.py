@@ -2,7 +2,7 @@
 
 The reference-like CPX server and the Prometheus exporter both run an `http.server` this way;
 tests start them on port 0 and read the URL back. `simulate` and `exporter` both block in
-`serve_until_stopped` until Ctrl+C or SIGTERM.
+`serve_until_stopped` until Ctrl+C, SIGTERM or SIGHUP.
 """
 
 from __future__ import annotations
@@ -59,20 +59,28 @@ class BackgroundServer:
         self.httpd.server_close()
 
 
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""How service managers stop a server (SIGTERM), and a closed terminal (SIGHUP): both are a
+normal stop, not a crash."""
+
+
 def serve_until_stopped(running: Callable[[], bool] = lambda: True) -> None:
-    """Block until SIGTERM (how service managers stop a server; only heard when called from the
-    main thread) or `running()` turning False. Ctrl+C raises KeyboardInterrupt as usual."""
+    """Block until SIGTERM or SIGHUP (only heard when called from the main thread) or
+    `running()` turning False. Ctrl+C raises KeyboardInterrupt as usual."""
     stopped = threading.Event()
-    previous = None
+    previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
 
         def handle(signum: int, frame: FrameType | None) -> None:
             stopped.set()
 
-        previous = signal.signal(signal.SIGTERM, handle)
+        for number in STOP_SIGNALS:
+            previous[number] = signal.signal(number, handle)
     try:
         while not stopped.wait(0.5) and running():
             pass
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]

@@ -6,7 +6,9 @@ per line (NDJSON), `-o csv` one row per instance with a `time` column, the table
 timestamped table per poll. A failed poll is recorded too, and the next poll tries again.
 
 Ctrl+C cancels the poll loop wherever it waits, mid-request included, so connections are closed
-and the command exits 0 at once.
+and the command exits 0 at once. SIGTERM and SIGHUP end it the same way (the terminal is given
+back: alternate screen off, cursor shown; after SIGHUP the terminal is gone, so no summary), and
+so does a reader of the records going away (`track X -o json | head -1`).
 """
 
 from __future__ import annotations
@@ -89,10 +91,12 @@ def track(app: App, service: str, options: TrackOptions | None = None) -> ExitSt
     else:
         sink = Records(app, RecordWriter(options.output, env, app.thresholds, options.headers))
     with sink:
-        _run_until_interrupted(_track(app, service, state, sink, options))
-    if isinstance(sink, LiveScreen):
-        sink.print_summary()
-    env.stdout.flush()
+        stopped_by = _run_until_interrupted(_track(app, service, state, sink, options))
+    if isinstance(sink, LiveScreen) and stopped_by != _HANGUP:
+        with contextlib.suppress(OSError):
+            sink.print_summary()
+    with env.writing_data():
+        env.stdout.flush()
     incomplete = state.failed + state.partial
     if app.strict and incomplete:
         raise IncompleteData(
@@ -102,27 +106,47 @@ def track(app: App, service: str, options: TrackOptions | None = None) -> ExitSt
     return ExitStatus.OK
 
 
-def _run_until_interrupted(work: Coroutine[Any, Any, None]) -> None:
+_HANGUP = getattr(signal, "SIGHUP", None)
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class _ReaderGone(Exception):
+    """The reader of the records went away: tracking ends normally."""
+
+
+def _run_until_interrupted(work: Coroutine[Any, Any, None]) -> int | None:
+    """Run `work` until done or a stop signal; returns the signal that stopped it, if any."""
+    stopped_by: list[int] = []
     # KeyboardInterrupt: Ctrl+C where no signal handler could be installed (Windows, threads).
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_until_interrupted(work))
+    with contextlib.suppress(KeyboardInterrupt, _ReaderGone):
+        asyncio.run(_until_interrupted(work, stopped_by))
+    return stopped_by[0] if stopped_by else None
 
 
-async def _until_interrupted(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work`; Ctrl+C cancels it where it waits, so it closes its connections and returns."""
+async def _until_interrupted(work: Coroutine[Any, Any, None], stopped_by: list[int]) -> None:
+    """Run `work`; Ctrl+C, SIGTERM or SIGHUP cancels it where it waits, so it closes its
+    connections and returns."""
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(work)
-    try:
-        loop.add_signal_handler(signal.SIGINT, task.cancel)
-    except (NotImplementedError, RuntimeError, ValueError):
-        installed = False
-    else:
-        installed = True
+
+    def stop(number: int) -> None:
+        stopped_by.append(number)
+        task.cancel()
+
+    installed = []
+    for number in STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(number, stop, number)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        installed.append(number)
     try:
         await asyncio.wait({task})
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
+        for number in installed:
+            loop.remove_signal_handler(number)
     if not task.cancelled():
         task.result()
 
@@ -193,7 +217,10 @@ class Records:
             env.warn(poll.error)
         if snapshot is not None:
             report_unread(snapshot.unread, len(snapshot.instances), env)
-        self.writer.write(rfc3339(poll.moment), poll.service, poll.members, poll.error)
+        with env.writing_data():
+            self.writer.write(rfc3339(poll.moment), poll.service, poll.members, poll.error)
+        if env.stdout_closed:
+            raise _ReaderGone
 
 
 class LiveScreen:
@@ -236,7 +263,8 @@ class LiveScreen:
     ) -> None:
         try:
             if self.live is not None:
-                self.live.stop()
+                with contextlib.suppress(OSError):  # a hung-up terminal cannot be written
+                    self.live.stop()
         finally:
             self._holding.close()
 
