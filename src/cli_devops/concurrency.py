@@ -70,10 +70,10 @@ and a handful in flight is what keeps both ends busy."""
 MIN_WINDOW = 16
 """Fewest answers a verdict is based on: the median of four is mostly noise."""
 STUCK_FACTOR = 8.0
-STUCK_MIN_SECONDS = 0.25
+STUCK_MIN_SECONDS = 0.1
 """A request unanswered this long (or `STUCK_FACTOR` usual round trips, whichever is longer) is
 parked: its slot goes to the next request (adaptive limit only)."""
-SWEEP_SECONDS = 0.1
+SWEEP_SECONDS = 0.05
 """How often requests in flight are checked for being stuck."""
 
 

@@ -113,14 +113,11 @@ class Network:
 
 def connect_url(base_url: str) -> URL:
     """The base URL as aiohttp connects to it: an IPv6 zone id written `%25zone` in the URL
-    is handed to the resolver as `%zone`."""
-    url = URL(base_url)
-    host = url.host or ""
-    if "%" in host and url.raw_host != host:
-        url = URL.build(
-            scheme=url.scheme, host=host, port=url.explicit_port, path=url.raw_path, encoded=True
-        )
-    return url
+    is handed to the resolver as `%zone` (aiohttp resolves the raw host)."""
+    scheme, _, rest = base_url.partition("://")
+    if rest.startswith("[") and "%25" in rest.split("]", 1)[0]:
+        return URL(f"{scheme}://{rest.replace('%25', '%', 1)}")
+    return URL(base_url)
 
 
 class TooLarge(aiohttp.ClientError):
