@@ -19,6 +19,9 @@ variants of a case take turns, run after run, so a noisy neighbour hurts them al
 4. Start-up: `cli_devops --help` vs `python -c pass`, and each command's `--help` vs the
    top-level one.
 
+5. Stuck fleets (`stuck.py`): 150 instances that all hang, and 150 that all answer 429 with
+   `Retry-After`: the default adaptive limit vs a fixed `--concurrency 64`.
+
 Plus one redraw of `track`'s live view at the fleet size vs 150 instances (in-process, see
 `live_tick.py`), the `top` console at the fleet size vs 150 instances (see `top.py`), and the
 HTTP client choice (aiohttp vs httpx) when httpx is installed
@@ -62,12 +65,13 @@ class Sizes:
     wrk_seconds: float = 5.0
     top_seconds: float = 60.0
     top_polls: int = 240
+    stuck: int = 150
 
 
 FULL = Sizes()
 QUICK = Sizes(
     fleet=300, latency_ms=5.0, small=200, large=2_000, runs=1, startup_runs=3, wrk_seconds=1.0,
-    top_seconds=3.0, top_polls=20,
+    top_seconds=3.0, top_polls=20, stuck=40,
 )  # fmt: skip
 
 
@@ -501,6 +505,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for case in (case_reference, case_live_view, case_top):
             rows += case(sizes, cli)
             print(f"  done: {case.__name__}", file=sys.stderr, flush=True)
+        from stuck import case_stuck_fleets  # bench/stuck.py, next to this script
+
+        rows += case_stuck_fleets(sizes.stuck, sizes.runs, cli, sys.modules[__name__])
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 1

@@ -44,6 +44,10 @@ def test_quick_benchmark_runs_every_case_and_prints_the_table():
         ("3. reference-like, 150", "cli_devops --concurrency 64"),
         ("3. reference-like, 150", "sequential client (standard library)"),
         ("track live view", "one redraw, 300 instances"),
+        ("5. 40 instances, all hung", "cli_devops default (adaptive)"),
+        ("5. 40 instances, all hung", "cli_devops --concurrency 64"),
+        ("5. 40 instances, all 429", "cli_devops default (adaptive)"),
+        ("5. 40 instances, all 429", "cli_devops --concurrency 64"),
     ]:
         assert expected in measures, done.stdout
     top = [row[1] for row in rows if row[0] == "top console"]

@@ -309,8 +309,8 @@ def test_credentials_in_the_url_are_refused_and_never_echoed(cli, url):
     done = cli("--cp-url", url, "services")
     assert done.exit_code == 2
     assert done.stderr == (
-        "cli_devops: error: invalid --cp-url: credentials (user:password@) are not accepted in "
-        "the URL; use a token\n"
+        "cli_devops: error: --cp-url: invalid URL: credentials (user:password@) are not accepted "
+        "in the URL; use a token\n"
     )
 
 
@@ -318,12 +318,14 @@ def test_port_0_and_control_characters_are_usage_errors_even_with_debug(cli):
     zero = cli("--cp-url", "http://127.0.0.1:0", "services")
     assert zero.exit_code == 2
     assert zero.stderr == (
-        "cli_devops: error: invalid --cp-url 'http://127.0.0.1:0': port 0 cannot be connected to\n"
+        "cli_devops: error: --cp-url: invalid URL 'http://127.0.0.1:0': port 0 is outside 1-65535\n"
     )
     evil = cli("--debug", "--cp-url", "http://127.0.0.1:1/\x1b[2J\x07", "services")
     assert evil.exit_code == 2
     assert "\x1b" not in evil.stderr and "\x07" not in evil.stderr
-    assert evil.stderr.endswith("cli_devops: error: invalid --cp-url: it has control characters\n")
+    assert evil.stderr.endswith(
+        "cli_devops: error: --cp-url: invalid URL: it has control characters\n"
+    )
 
 
 def test_library_setting_errors_name_no_flag():

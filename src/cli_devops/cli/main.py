@@ -21,7 +21,13 @@ from cli_devops.cli.options import (
     before_command_options,
     given_on_command_line,
 )
-from cli_devops.errors import CliDevopsError, ExitStatus, IncompleteData
+from cli_devops.errors import (
+    ApiUnreachable,
+    CliDevopsError,
+    ExitStatus,
+    IncompleteData,
+    SettingError,
+)
 from cli_devops.text import terminal_safe
 
 
@@ -116,11 +122,22 @@ def run(argv: list[str] | None = None) -> int:
     return ExitStatus.OK
 
 
+_API_HINTS = {
+    "auth": " Check --token (or CPX_TOKEN).",
+    "tls": " Check --ca-cert (or --insecure for testing).",
+    "connect": " Check --cp-url (or CPX_URL), or try --demo to use the bundled simulator.",
+}
+
+
 def _with_hint(err: CliDevopsError) -> str:
     """The library's message, plus the option that led to it where the user may not know."""
     message = str(err)
     if isinstance(err, IncompleteData):
         return f"{message} and --strict was given"
+    if isinstance(err, ApiUnreachable):
+        return f"{message}{_API_HINTS.get(err.kind, '')}"
+    if isinstance(err, SettingError) and err.setting == "ca_cert":
+        return f"--ca-cert {err.detail}"
     return message
 
 
@@ -128,7 +145,8 @@ def _fail(message: str) -> None:
     if RUN.debug:
         import traceback
 
-        traceback.print_exc()
+        for line in traceback.format_exc().splitlines():  # it quotes URLs and answers too
+            click.echo(terminal_safe(line), err=True)
     click.echo(f"cli_devops: error: {terminal_safe(message)}", err=True)
 
 
