@@ -23,13 +23,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli_devops.client import normalize_base_url
+from cli_devops.client import ClientSettings, normalize_base_url
 from cli_devops.concurrency import AdaptiveLimiter, FixedLimiter
 from cli_devops.errors import SettingError
+from cli_devops.exporter import Exporter
 from cli_devops.model import parse_instance
 
 from .conftest import hermetic_environ, run_process
 from .hostile import HostileCpx, Reply, hang, healthy, ips, too_many
+from .scraping import get, samples
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,16 +74,20 @@ def figures_api() -> Iterator[HostileCpx]:
         yield api
 
 
+@pytest.fixture(scope="module")
+def figures_exporter(figures_api: HostileCpx) -> Iterator[Exporter]:
+    with Exporter(ClientSettings(figures_api.url)) as exporter:
+        yield exporter
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(json_values, json_values, json_values)
-def test_any_figure_through_every_command_is_a_per_instance_result(
-    cli, figures_api, cpu, memory, service
+@given(st.fixed_dictionaries({"cpu": json_values, "memory": json_values, "service": json_values}))
+def test_any_figure_through_every_command_and_the_exporter_is_a_per_instance_result(
+    cli, figures_api, figures_exporter, answer
 ):
-    figures_api.routes["/10.0.0.1"] = Reply(
-        body=_body({"cpu": cpu, "memory": memory, "service": service})
-    )
+    figures_api.routes["/10.0.0.1"] = Reply(body=_body(answer))
     url = figures_api.url
     listed = cli("--cp-url", url, "services", "-o", "json")
     assert listed.exit_code == 0, listed.stderr
@@ -96,6 +102,12 @@ def test_any_figure_through_every_command_is_a_per_instance_result(
     tracked = cli("--cp-url", url, "track", "S", "--count", "1", "-o", "json")
     assert tracked.exit_code == 0, tracked.stderr
     assert json.loads(tracked.stdout)["service"] == "S"
+    scraped = get(figures_exporter.url)
+    assert scraped.status == 200
+    found = samples(scraped.text)
+    assert found["cpx_up", ()] == 1
+    success = found["cpx_instance_scrape_success", (("ip", "10.0.0.1"),)]
+    assert success == (0 if hostile["error"] else 1)
 
 
 def test_a_400_digit_cpu_is_unknown_and_the_rest_of_the_fleet_is_shown(cli, figures_api):
