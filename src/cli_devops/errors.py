@@ -63,7 +63,8 @@ class ApiUnreachable(CliDevopsError):
 
     `kind` says what to check next: "auth" (the API refused the credentials, HTTP 401 or 403),
     "tls" (its certificate is not trusted), "answer" (it answered, but unusably) or "connect"
-    (anything else: wrong address, down, timing out).
+    (anything else: wrong address, down, timing out), or "contexts" (no context of a read of
+    every context could be read; each was reported with its own reason).
     """
 
     exit_status = ExitStatus.API_UNREACHABLE

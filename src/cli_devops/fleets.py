@@ -73,7 +73,9 @@ def _read(readings: list[ContextReading]) -> list[ContextReading]:
     """The contexts that were read; ApiUnreachable when none was."""
     read = [reading for reading in readings if reading.instances is not None]
     if not read:
-        raise ApiUnreachable(f"none of the {plural(len(readings), 'context')} could be read")
+        raise ApiUnreachable(
+            f"none of the {plural(len(readings), 'context')} could be read", kind="contexts"
+        )
     return read
 
 
