@@ -38,6 +38,8 @@ class ClientSettings:
     retries: int = DEFAULT_RETRIES
     deadline: float | None = None
     token: str | None = field(default=None, repr=False)
+    auth_scheme: str = "Bearer"
+    """The Authorization scheme `token` is sent with ("Basic" for a base64 user:password)."""
     ca_cert: str | None = None
     insecure: bool = False
     proxies: Mapping[str, str] = field(default_factory=dict)

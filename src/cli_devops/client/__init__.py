@@ -22,6 +22,7 @@ from cli_devops.client.session import (
     MAX_INSTANCE_BODY,
     MAX_SERVERS_BODY,
     CpxClient,
+    RequestFailed,
     Snapshot,
     fetch_snapshot,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "CpxClient",
     "FleetRead",
     "ReadBudget",
+    "RequestFailed",
     "Snapshot",
     "fetch_snapshot",
     "normalize_base_url",

@@ -82,10 +82,10 @@ class Network:
         return proxy_for(url, self.settings.proxies) if self.proxied else None
 
     def auth_headers(self, url: str) -> dict[str, str]:
-        """The Bearer header, for the origin of the base URL only (never for a redirect
+        """The Authorization header (Bearer, or Basic for a second source), for the origin of the base URL only (never for a redirect
         elsewhere)."""
         if self.settings.token and origin(url) == self.origin:
-            return {"Authorization": f"Bearer {self.settings.token}"}
+            return {"Authorization": f"{self.settings.auth_scheme} {self.settings.token}"}
         return {}
 
     def redirect_target(self, url: str, location: str) -> str:

@@ -54,6 +54,17 @@ class Snapshot(NamedTuple):
         return [instance for instance in self.instances if instance.error is not None]
 
 
+class RequestFailed(Exception):
+    """A `CpxClient.get_bytes` request that failed after its retries; the message is the reason.
+
+    `status` is the HTTP status when there was one.
+    """
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
 class CpxClient:
     """An open connection pool to one CPX API; use as `async with CpxClient(settings) as client`.
 
@@ -237,6 +248,26 @@ class CpxClient:
             except PayloadError as err:
                 return Instance(ip, None, None, None, str(err))
             return parse_instance(ip, payload)
+
+    async def get_bytes(self, path: str, cap: int, budget: ReadBudget) -> bytes:
+        """GET the base URL + `path` (an encoded query string may follow) with this client's
+        timeouts, TLS and token, retried within `budget`: the body, at most `cap` bytes,
+        undecoded. For a second fleet source that reuses this HTTP set-up (Prometheus).
+
+        Raises RequestFailed with the reason of the last attempt.
+        """
+        budget.request_made()
+        retries = 0
+        while True:
+            try:
+                return await self._get(path, cap, budget)
+            except HttpFailure as err:
+                wait = budget.retry_wait(err.retriable, err.retry_after, retries)
+                if wait is None:
+                    raise RequestFailed(str(err), err.status) from None
+                retries += 1
+                self._log_retry(path, retries, wait)
+                await asyncio.sleep(wait)
 
     def _log_retry(self, path: str, retries: int, wait: float) -> None:
         self._log(
