@@ -18,7 +18,10 @@ import pytest
 from cli_devops.cli import run
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
-HOST_VARIABLES = ("CPX_URL", "CPX_TOKEN", "NO_COLOR", "CPX_CONFIG", "CPX_CONTEXT")
+HOST_VARIABLES = (
+    "CPX_URL", "CPX_TOKEN", "NO_COLOR", "CPX_CONFIG", "CPX_CONTEXT", "CPX_PROMETHEUS_URL",
+    "CPX_PROMETHEUS_TOKEN",
+)  # fmt: skip
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 """Variables of the machine running the tests that would change what the CLI does; proxy
 variables are matched in any case, as the standard library does."""

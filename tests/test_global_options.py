@@ -9,7 +9,8 @@ import click
 import pytest
 
 from cli_devops.cli import cli as cli_group
-from cli_devops.cli.options import BY_NAME, CONNECTION, FLEET_VIEW, THRESHOLDS
+from cli_devops.cli.options import BY_NAME, CONNECTION, FLEET_VIEW, PROMETHEUS, THRESHOLDS
+from cli_devops.cli.options import ONE_SHOT as ONE_SHOT_OPTIONS
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
 from .conftest import run_process
@@ -32,6 +33,10 @@ VALUES = {
     "cp_url": ["--cp-url", "http://127.0.0.1:9"],
     "context": ["--context", "prod"],
     "config": ["--config", "config.toml"],
+    "prometheus_url": ["--prometheus-url", "http://127.0.0.1:9"],
+    "prometheus_selector": ["--prometheus-selector", '{job="cpx"}'],
+    "prometheus_token": ["--prometheus-token", "s3cret"],
+    "at": ["--at", "-1m"],
 }
 ONE_SHOT = [
     ["services", "-o", "json"],
@@ -76,9 +81,14 @@ def test_after_the_command_wins_over_before_and_over_the_environment(cli, sim, m
 @pytest.mark.parametrize(
     ("command", "ignored"),
     [
-        *((["simulate", "--port", "0"], name) for name in (*FLEET_VIEW,)),
-        *((["exporter", "--listen", "127.0.0.1:0"], name) for name in ("strict", "no_color")),
+        *((["simulate", "--port", "0"], name) for name in (*ONE_SHOT_OPTIONS,)),
+        *(
+            (["exporter", "--listen", "127.0.0.1:0"], name)
+            for name in ("strict", "no_color", *PROMETHEUS, "at")
+        ),
+        (["track", "UserService"], "at"),
         (["top"], "strict"),  # the console shows what could not be read instead
+        (["top"], "at"),
     ],
     ids=lambda value: value if isinstance(value, str) else value[0],
 )
@@ -109,9 +119,10 @@ def test_each_command_help_lists_the_global_options_it_uses(cli, command):
         "completion": (),
         "exporter": (*CONNECTION, *THRESHOLDS),
         "top": (*CONNECTION, *THRESHOLDS, "no_color"),
+        "track": FLEET_VIEW,
         # every option it can write to a context, and --config for the file
-        "config set-context": tuple(name for name in BY_NAME if name != "context"),
-    }.get(command, ("config",) if command.startswith("config ") else FLEET_VIEW)
+        "config set-context": tuple(name for name in BY_NAME if name not in ("context", "at")),
+    }.get(command, ("config",) if command.startswith("config ") else ONE_SHOT_OPTIONS)
     for name, option in BY_NAME.items():
         if name == "debug" or name in uses:
             assert option.flag in text, (command, option.flag)

@@ -2,7 +2,8 @@
 
 Every command (the one-shot commands, `track`, the exporter) receives an `App`; none of them
 imports another command's module to get it. `read_fleet` is the one read of the fleet the
-one-shot commands share, with what could not be read reported on stderr.
+one-shot commands share, with what could not be read reported on stderr; it reads CPX, or
+Prometheus when `App.prometheus` is set. `open_source` is the same choice for the live views.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cli_devops.environment import Environment
 from cli_devops.errors import IncompleteData
 from cli_devops.health import Thresholds
 from cli_devops.model import Instance
-from cli_devops.settings import ClientSettings
+from cli_devops.settings import ClientSettings, PrometheusSettings
 from cli_devops.text import plural, terminal_safe
+
+if TYPE_CHECKING:
+    from cli_devops.client import CpxClient, Snapshot
+    from cli_devops.sources.prometheus import PrometheusSource
 
 
 @dataclass
@@ -29,18 +35,53 @@ class App:
     strict: bool = False
     """Whether an instance that could not be read makes the run fail (exit 4)."""
     debug: bool = False
+    prometheus: PrometheusSettings | None = None
+    """Read the fleet from this Prometheus instead of CPX (`settings` is then unused)."""
 
     @property
     def base_url(self) -> str:
+        """Where the fleet is read from (shown by the live views)."""
+        if self.prometheus is not None:
+            return self.prometheus.client.base_url
         return self.settings.base_url
+
+
+def open_source(app: App) -> CpxClient | PrometheusSource:
+    """The fleet source `app` names, for `async with`: Prometheus, else the CPX API. Both have
+    `snapshot()`; `PrometheusSource` also has `history()`, for views that open with a past."""
+    if app.prometheus is not None:
+        from cli_devops.sources.prometheus import PrometheusSource
+
+        return PrometheusSource(app.prometheus)
+    from cli_devops.client import CpxClient
+
+    return CpxClient(app.settings)
+
+
+def _read_snapshot(app: App) -> Snapshot:
+    if app.prometheus is None:
+        from cli_devops.client import fetch_snapshot
+
+        return fetch_snapshot(app.settings)
+    from cli_devops.sources.prometheus import fetch_fleet
+
+    read = fetch_fleet(app.prometheus)
+    for line in read.down:
+        app.env.warn(line)
+    return read.snapshot
 
 
 def read_fleet(app: App) -> list[Instance]:
     """One snapshot of the fleet, with what could not be read reported on stderr."""
-    from cli_devops.client import fetch_snapshot
-
-    snapshot = fetch_snapshot(app.settings)
-    if snapshot.skipped:
+    snapshot = _read_snapshot(app)
+    if snapshot.skipped and app.prometheus is not None:
+        what = (
+            "whose ip label is not an IP address"
+            if snapshot.skipped == 1
+            else "whose ip labels are not IP addresses"
+        )
+        app.env.warn(f"skipped {plural(snapshot.skipped, 'series', 'series')} {what}")
+    elif snapshot.skipped:
         what = "that is not an IP address" if snapshot.skipped == 1 else "that are not IP addresses"
         entries = plural(snapshot.skipped, "/servers entry", "/servers entries")
         app.env.warn(f"skipped {entries} {what}")

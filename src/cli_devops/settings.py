@@ -43,3 +43,25 @@ class ClientSettings:
     ca_cert: str | None = None
     insecure: bool = False
     proxies: Mapping[str, str] = field(default_factory=dict)
+
+
+DEFAULT_QUERY_TIMEOUT = 30.0
+"""Seconds per Prometheus query attempt unless told otherwise: an answer of 100,000 series takes
+seconds to evaluate and encode on a busy Prometheus, where one CPX answer takes milliseconds."""
+DEFAULT_LOOKBACK = 300.0
+"""Seconds back in which an instance or exporter target still counts as part of the fleet."""
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    """How to read the fleet from one Prometheus (or anything speaking its query API).
+
+    `client` carries its URL, token, timeouts, retries, deadline and TLS options (the same HTTP
+    set-up as for CPX); `selector` (label matchers in braces, or empty) picks the fleet's series
+    when several share one Prometheus; `at` (Unix seconds) reads the fleet as it was then.
+    """
+
+    client: ClientSettings
+    selector: str = ""
+    lookback: float = DEFAULT_LOOKBACK
+    at: float | None = None

@@ -18,11 +18,11 @@ import contextlib
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cli_devops.app import App, report_unread
+from cli_devops.app import App, open_source, report_unread
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.health import DEFAULT_MIN_HEALTHY
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
 
-    from cli_devops.client import Snapshot
+    from cli_devops.client import CpxClient, Snapshot
+    from cli_devops.sources.prometheus import PrometheusSource
 
 REDRAW_SECONDS = 0.5
 """How often the live view is redrawn between polls (ages, resizes)."""
@@ -168,18 +169,18 @@ async def _track(
 async def _poll_loop(
     app: App, service: str, state: TrackState, sink: LiveScreen | Records, options: TrackOptions
 ) -> None:
-    from cli_devops.client import CpxClient
-
     env = app.env
     ticker = Ticker(options.interval, env.monotonic)
     name: str | None = None
-    async with CpxClient(app.settings) as client:
-        while options.count is None or state.polls < options.count:
+    polls = 0
+    async with open_source(app) as source:
+        while options.count is None or polls < options.count:
             await asyncio.sleep(ticker.delay())
+            polls += 1
             state.begin_poll(env.monotonic())
             moment = env.now()
             try:
-                snapshot = await client.snapshot()
+                snapshot = await source.snapshot()
             except ApiUnreachable as err:
                 reason = str(err.__cause__ or err)  # the view already shows the URL
                 state.record_failure(reason, moment=moment, clock=env.monotonic())
@@ -188,11 +189,41 @@ async def _poll_loop(
             if name is None:
                 name = resolve_service(service, services_of(snapshot.instances))
                 state.service = name
+                await _replay_history(app, source, state, sink, moment)
             members = [i for i in snapshot.instances if i.service == name]
             state.record(members, moment=moment, clock=env.monotonic())
             if snapshot.unread:
                 state.partial += 1
             sink.show(Poll(moment, name, members, None), snapshot)
+
+
+async def _replay_history(
+    app: App,
+    source: CpxClient | PrometheusSource,
+    state: TrackState,
+    sink: LiveScreen | Records,
+    moment: datetime,
+) -> None:
+    """Before the first poll's record: the service's history from a source that keeps it
+    (Prometheus), one step per interval over the window the sparklines show, so the view opens
+    full and piped output starts with those past records."""
+    from cli_devops.sources.prometheus import PrometheusSource
+
+    if not isinstance(source, PrometheusSource) or state.history < 2:
+        return
+    now = moment.timestamp()
+    end = now - state.interval
+    start = end - (state.history - 2) * state.interval
+    try:
+        steps = await source.history(state.service, start, end, state.interval)
+    except ApiUnreachable as err:
+        app.env.warn(f"no history: {err}")
+        return
+    clock = app.env.monotonic()
+    for at, members in steps:
+        past = datetime.fromtimestamp(at, timezone.utc)
+        state.record(members, moment=past, clock=clock - (now - at))
+        sink.show(Poll(past, state.service, members, None))
 
 
 class Records:

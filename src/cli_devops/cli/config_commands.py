@@ -22,9 +22,9 @@ if TYPE_CHECKING:  # pathlib is imported by the subcommands that run, not by --h
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-NOT_SETTABLE = frozenset({"config", "context", "debug"})
+NOT_SETTABLE = frozenset({"config", "context", "debug", "at"})
 """Global options set-context does not take: those that pick the file and the context, and
---debug (it is about one run, and set-context takes it for itself)."""
+--debug and --at (they are about one run, and set-context takes --debug for itself)."""
 
 
 @click.command("get-contexts")

@@ -19,8 +19,9 @@ from click.core import ParameterSource
 
 from cli_devops.config import Config, Context, default_path, load
 
-NOT_IN_CONTEXTS = frozenset({"config", "context"})
-"""Global options that choose the context, so cannot be set by one."""
+NOT_IN_CONTEXTS = frozenset({"config", "context", "at"})
+"""Global options that choose the context, so cannot be set by one, and `--at`, which is about
+one run."""
 PATH_KEYS = frozenset({"ca-cert"})
 """Keys naming a file: relative to the config file's directory, as kubeconfig does."""
 

@@ -9,6 +9,7 @@ import click
 from cli_devops.cli.completion import complete_services
 from cli_devops.cli.options import (
     FLEET_VIEW,
+    ONE_SHOT,
     GlobalValues,
     global_options,
     min_healthy_option,
@@ -30,7 +31,7 @@ from cli_devops.durations import Duration
     help="Row order; cpu and memory put the busiest first.",
 )
 @output_options
-@global_options(*FLEET_VIEW)
+@global_options(*ONE_SHOT)
 def services(
     options: GlobalValues,
     service: str | None,
@@ -59,7 +60,7 @@ ALL_CONTEXTS_HELP = "Every context of the config file at once, with a Context co
 @click.option("--all-contexts", is_flag=True, help=ALL_CONTEXTS_HELP)
 @min_healthy_option
 @output_options
-@global_options(*FLEET_VIEW)
+@global_options(*ONE_SHOT)
 def status(
     options: GlobalValues,
     service: str | None,
@@ -92,7 +93,7 @@ def status(
 @click.option("--all-contexts", is_flag=True, help=ALL_CONTEXTS_HELP)
 @min_healthy_option
 @output_options
-@global_options(*FLEET_VIEW)
+@global_options(*ONE_SHOT)
 def unhealthy_services(
     options: GlobalValues, all_contexts: bool, min_healthy: int, output: Any, no_headers: bool
 ) -> int:

@@ -6,6 +6,9 @@ back here in the library's words, and the flag or variable the user actually gav
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import click
 
 from cli_devops.app import App
@@ -13,7 +16,7 @@ from cli_devops.cli.options import GlobalValues
 from cli_devops.environment import Environment
 from cli_devops.errors import UsageError
 from cli_devops.health import Thresholds
-from cli_devops.settings import ClientSettings
+from cli_devops.settings import DEFAULT_QUERY_TIMEOUT, ClientSettings, PrometheusSettings
 
 DEMO_SEED = 7
 DEMO_FLEET = 150
@@ -35,6 +38,8 @@ def make_app(ctx: click.Context, options: GlobalValues) -> App:
     debug = bool(options["debug"])
     if options["ca_cert"] and options["insecure"]:
         raise click.UsageError("give --ca-cert or --insecure, not both")
+    if options["demo"] and options.values.get("prometheus_url"):
+        raise click.UsageError("give --demo or --prometheus-url, not both")
     if options["demo"]:
         if options.given("cp_url"):
             env.warn(f"--demo: using the bundled simulator, not {options.given_as['cp_url']}")
@@ -64,6 +69,7 @@ def make_app(ctx: click.Context, options: GlobalValues) -> App:
         env=env,
         strict=bool(options.values.get("strict", False)),
         debug=debug,
+        prometheus=_prometheus_settings(options, settings),
     )
 
 
@@ -82,6 +88,45 @@ def make_apps(ctx: click.Context, options: GlobalValues) -> list[tuple[str, App]
             f"no contexts in {config.path}; add one with: cli_devops config set-context"
         )
     return [(name, make_app(ctx, with_context(base, name))) for name in sorted(config.contexts)]
+
+
+def _prometheus_settings(options: GlobalValues, cpx: ClientSettings) -> PrometheusSettings | None:
+    """With `--prometheus-url`, the settings that read the fleet from it: CPX's timeouts,
+    retries, deadline and TLS options, its own token (or the URL's user and password)."""
+    url = options.values.get("prometheus_url")
+    if not url:
+        for name in ("prometheus_selector", "at"):
+            if options.values.get(name):
+                flag = options.given_as.get(name, name)
+                raise click.UsageError(f"{flag} needs --prometheus-url")
+        return None
+    from cli_devops.sources.promql import check_selector, parse_moment, prometheus_url
+
+    def named(name: str, error: UsageError) -> UsageError:
+        return UsageError(f"{options.given_as.get(name, '--' + name.replace('_', '-'))}: {error}")
+
+    try:
+        base_url, basic = prometheus_url(url)
+    except UsageError as err:
+        raise named("prometheus_url", err) from None
+    try:
+        selector = check_selector(options.values.get("prometheus_selector") or "")
+    except UsageError as err:
+        raise named("prometheus_selector", err) from None
+    at = options.values.get("at")
+    try:
+        moment = None if at is None else parse_moment(at, time.time())
+    except UsageError as err:
+        raise named("at", err) from None
+    token = options.values.get("prometheus_token")
+    client = replace(
+        cpx,
+        base_url=base_url,
+        timeout=cpx.timeout if options.given("timeout") else DEFAULT_QUERY_TIMEOUT,
+        token=token or basic,
+        auth_scheme="Basic" if basic is not None and not token else "Bearer",
+    )
+    return PrometheusSettings(client, selector, at=moment)
 
 
 def _start_demo(ctx: click.Context) -> str:

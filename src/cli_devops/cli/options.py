@@ -20,7 +20,12 @@ from click.core import ParameterSource
 
 from cli_devops.durations import Duration
 from cli_devops.health import DEFAULT_MIN_HEALTHY, DEFAULT_THRESHOLD
-from cli_devops.settings import DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_URL
+from cli_devops.settings import (
+    DEFAULT_QUERY_TIMEOUT,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,7 +118,8 @@ GLOBALS: tuple[GlobalOption, ...] = (
         "help": "An instance above this memory % is Unhealthy.",
     }),
     GlobalOption("--timeout", {
-        "type": Duration(), "default": DEFAULT_TIMEOUT, "show_default": True,
+        "type": Duration(), "default": DEFAULT_TIMEOUT,
+        "show_default": f"{DEFAULT_TIMEOUT:g}; {DEFAULT_QUERY_TIMEOUT:g} for a Prometheus query",
         "metavar": "DURATION",
         "help": "Timeout of each attempt of an API request, connect and read together "
         "(seconds, or 500ms, 2s, 1m).",
@@ -146,6 +152,25 @@ GLOBALS: tuple[GlobalOption, ...] = (
     GlobalOption("--insecure", {
         "is_flag": True, "help": "Do not verify TLS certificates (testing only).",
     }),
+    GlobalOption("--prometheus-url", {
+        "envvar": "CPX_PROMETHEUS_URL", "metavar": "URL",
+        "help": "Read the fleet from this Prometheus (or Thanos Query, VictoriaMetrics) instead "
+        "of CPX (env CPX_PROMETHEUS_URL).",
+    }),
+    GlobalOption("--prometheus-selector", {
+        "default": "", "metavar": "SELECTOR",
+        "help": 'Label matchers picking the fleet\'s series in Prometheus, like {job="cpx"}.',
+    }),
+    GlobalOption("--prometheus-token", {
+        "envvar": "CPX_PROMETHEUS_TOKEN", "metavar": "TOKEN", "callback": _check_token,
+        "help": "Bearer token for Prometheus (env CPX_PROMETHEUS_TOKEN, preferred); never "
+        "printed.",
+    }),
+    GlobalOption("--at", {
+        "metavar": "TIME",
+        "help": "Read the fleet as it was then (with --prometheus-url): RFC 3339, or -5m, "
+        "'5m ago'.",
+    }),
     GlobalOption("--demo", {
         "is_flag": True, "help": "Use the bundled CPX simulator; no server needed.",
     }),
@@ -163,8 +188,11 @@ CONNECTION = (
     "ca_cert", "insecure", "demo",
 )  # fmt: skip
 THRESHOLDS = ("cpu_threshold", "mem_threshold")
-FLEET_VIEW = (*CONNECTION, *THRESHOLDS, "strict", "no_color")
+PROMETHEUS = ("prometheus_url", "prometheus_selector", "prometheus_token")
+FLEET_VIEW = (*CONNECTION, *PROMETHEUS, *THRESHOLDS, "strict", "no_color")
 """What the commands that read the fleet and show it take."""
+ONE_SHOT = (*FLEET_VIEW, "at")
+"""The commands that read the fleet once, which can read it as it was (`--at`)."""
 EVERYWHERE = ("debug",)
 
 

@@ -1,0 +1,1 @@
+"""Where the fleet is read from besides the CPX API itself."""

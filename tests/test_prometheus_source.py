@@ -1,0 +1,297 @@
+"""The fleet read from a real Prometheus scraping two exporter shards of a drift-free simulator.
+
+Like tests/test_prometheus.py these need the `prometheus` package; they fail, not skip,
+without it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from cli_devops.client import ClientSettings, fetch_snapshot
+from cli_devops.exporter import Exporter, Shard, shard_of
+from cli_devops.settings import PrometheusSettings
+from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
+from cli_devops.sources.prometheus import fetch_fleet
+
+from .scraping import GatedCpx, RunningPrometheus, free_port, query, running_prometheus
+
+
+def drift_free_fleet() -> Fleet:
+    """120 generated instances, fixed in time, and figures that are not whole percentages."""
+    generated = Fleet.generate(120, seed=11)
+    instances = dict(generated.instances)
+    instances["10.0.9.1"] = SimInstance("OddService", 50.5, 33.3)
+    instances["10.0.9.2"] = SimInstance("OddService", 0.1, 99.99)
+    instances["10.0.9.3"] = SimInstance("OddService", 12.345678, 90)
+    instances["10.0.9.4"] = SimInstance("OddService", 0, 100)
+    return Fleet(instances, drift=False)
+
+
+class Stack(NamedTuple):
+    sim: SimulatorServer
+    fleet: Fleet
+    shards: list[Exporter]
+    prometheus: RunningPrometheus
+
+    def settings(self, **options: object) -> PrometheusSettings:
+        return PrometheusSettings(ClientSettings(self.prometheus.url), **options)  # type: ignore[arg-type]
+
+    def target(self, index: int) -> str:
+        return urllib.parse.urlsplit(self.shards[index].url).netloc
+
+
+def wait_for_fleet(stack: Stack, expected_up: dict[str, float]) -> None:
+    """Until Prometheus has every instance and `up` per target is as expected."""
+    seen: dict[str, object] = {}
+    base = stack.prometheus.url
+
+    def arrived() -> bool:
+        data = query(base, "/api/v1/query", query="count(cpx_instance_cpu_usage_ratio)")
+        assert isinstance(data, dict)
+        seen["instances"] = [float(item["value"][1]) for item in data["result"]]
+        data = query(base, "/api/v1/query", query='up{job="cpx"}')
+        assert isinstance(data, dict)
+        seen["up"] = {
+            item["metric"]["instance"]: float(item["value"][1]) for item in data["result"]
+        }
+        live = sum(
+            1
+            for ip, instance in stack.fleet.instances.items()
+            if instance.status == 200 and expected_up.get(stack.target(shard_of(ip, 2)))
+        )
+        return seen["up"] == expected_up and seen["instances"] == ([float(live)] if live else [])
+
+    stack.prometheus.poll(arrived, seen)
+
+
+@pytest.fixture(scope="module")
+def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    fleet = drift_free_fleet()
+    with ExitStack() as stack:
+        sim = SimulatorServer(fleet, "127.0.0.1", 0)
+        sim.start()
+        stack.callback(sim.stop)
+        shards = [
+            stack.enter_context(Exporter(ClientSettings(sim.url), shard=Shard(index, 2)))
+            for index in range(2)
+        ]
+        directory: Path = tmp_path_factory.mktemp("prometheus")
+        targets = [urllib.parse.urlsplit(shard.url).netloc for shard in shards]
+        prometheus = stack.enter_context(running_prometheus(directory, targets))
+        running = Stack(sim, fleet, shards, prometheus)
+        wait_for_fleet(running, dict.fromkeys(targets, 1.0))
+        yield running
+
+
+def test_the_fleet_from_prometheus_is_the_fleet_from_cpx(scraped):
+    direct = fetch_snapshot(ClientSettings(scraped.sim.url))
+    read = fetch_fleet(scraped.settings())
+    assert read.down == []
+    assert read.snapshot == direct
+    assert [type(i.cpu) for i in read.snapshot.instances] == [type(i.cpu) for i in direct.instances]
+    assert len(direct.instances) == 124
+
+
+def test_a_selector_picks_the_fleet(scraped, cli):
+    assert fetch_fleet(scraped.settings(selector='{job="cpx"}')).snapshot.instances
+    url = scraped.prometheus.url
+    result = cli("--prometheus-url", url, "--prometheus-selector", '{job="other"}', "status")
+    assert result.exit_code == 3
+    assert re.fullmatch(
+        rf'cli_devops: error: Prometheus at {url} has no cpx_up{{job="other"}} series in the '
+        r"300s before \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: it scrapes no exporter that the "
+        r"selector matches\n",
+        result.stderr,
+    ), result.stderr
+
+
+def test_a_moment_in_the_past_reads_the_fleet_as_it_was(scraped):
+    before = fetch_fleet(scraped.settings()).snapshot
+    moment = time.time()
+    ip = "10.0.9.1"
+    original = scraped.fleet.instances[ip]
+    scraped.fleet.instances[ip] = SimInstance("OddService", 97, 33.3)
+    try:
+
+        def changed() -> bool:
+            now = fetch_fleet(scraped.settings()).snapshot.instances
+            return any(i.ip == ip and i.cpu == 97 for i in now)
+
+        scraped.prometheus.poll(changed, "the changed figure")
+        assert fetch_fleet(scraped.settings(), at=moment).snapshot == before
+    finally:
+        scraped.fleet.instances[ip] = original
+    scraped.prometheus.poll(
+        lambda: fetch_fleet(scraped.settings()).snapshot == before, "the figure set back"
+    )
+
+
+def test_a_stopped_shard_makes_its_instances_unknown_naming_the_target(tmp_path, cli):
+    fleet = drift_free_fleet()
+    fleet.instances["10.0.9.5"] = SimInstance("OddService", 1, 1, status=500)
+    with ExitStack() as stack:
+        sim = SimulatorServer(fleet, "127.0.0.1", 0)
+        sim.start()
+        stack.callback(sim.stop)
+        shards = [
+            stack.enter_context(Exporter(ClientSettings(sim.url), shard=Shard(index, 2)))
+            for index in range(2)
+        ]
+        targets = [urllib.parse.urlsplit(shard.url).netloc for shard in shards]
+        running = Stack(
+            sim, fleet, shards, stack.enter_context(running_prometheus(tmp_path, targets))
+        )
+        wait_for_fleet(running, dict.fromkeys(targets, 1.0))
+        before = fetch_fleet(running.settings()).snapshot
+        unreadable = [i for i in before.instances if i.ip == "10.0.9.5"]
+        assert unreadable == [
+            ("10.0.9.5", None, None, None, "the exporter could not read it from CPX")
+        ]
+
+        shards[1].stop()
+        wait_for_fleet(running, {targets[0]: 1.0, targets[1]: 0.0})
+        read = fetch_fleet(running.settings())
+        url = running.prometheus.url
+        listed = cli("--prometheus-url", url, "services", "-o", "json")
+        strict = cli("--prometheus-url", url, "--strict", "status", "-o", "json")
+    reason = f"exporter target {targets[1]} (job cpx) is down (up 0)"
+    on_down = [ip for ip in fleet.instances if shard_of(ip, 2) == 1]
+    assert read.down == [f"{reason}: {len(on_down)} instances Unknown"]
+    by_ip = {i.ip: i for i in read.snapshot.instances}
+    assert len(by_ip) == len(fleet.instances)  # the down shard's instances are kept
+    for ip in on_down:
+        assert by_ip[ip] == (ip, None, None, None, reason)
+    for ip in fleet.instances:
+        if shard_of(ip, 2) == 0:
+            assert by_ip[ip] == next(i for i in before.instances if i.ip == ip)
+
+    assert listed.exit_code == 0
+    records = {record["ip"]: record for record in json.loads(listed.stdout)}
+    for ip in on_down:
+        assert records[ip] == {"ip": ip, "service": None, "status": "Unknown", "cpu": None,
+                               "memory": None, "error": reason, "outlier": False}  # fmt: skip
+    unread = len(on_down) + (shard_of("10.0.9.5", 2) == 0)
+    assert listed.stderr.splitlines() == [
+        f"cli_devops: {reason}: {len(on_down)} instances Unknown",
+        f"cli_devops: {unread} of {len(fleet.instances)} instances could not be read "
+        f"({len(on_down)} × {reason}"
+        + (", 1 × the exporter could not read it from CPX)" if unread > len(on_down) else ")"),
+    ]
+    assert strict.exit_code == 4
+    assert strict.stdout == ""
+    assert strict.stderr.splitlines()[0] == listed.stderr.splitlines()[0]
+    assert strict.stderr.splitlines()[-1] == (
+        f"cli_devops: error: {unread} instances could not be read and --strict was given"
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["services"], ["services", "--sort", "cpu"], ["status"], ["status", "--min-healthy", "3"],
+     ["unhealthy-services"], ["unhealthy-services", "--min-healthy", "30"]],
+)  # fmt: skip
+def test_the_commands_answer_from_prometheus_as_from_cpx(scraped, cli, command):
+    direct = cli("--cp-url", scraped.sim.url, *command, "-o", "json")
+    counter = GatedCpx(Fleet(), hold=lambda path: False)
+    with counter:
+        read = cli("--cp-url", counter.url, "--prometheus-url", scraped.prometheus.url,
+                   *command, "-o", "json")  # fmt: skip
+    assert counter.requests == {}
+    assert (read.exit_code, read.stdout, read.stderr) == (direct.exit_code, direct.stdout, "")
+    assert json.loads(read.stdout)
+    table = cli("--prometheus-url", scraped.prometheus.url, *command)
+    assert table.stdout == cli("--cp-url", scraped.sim.url, *command).stdout
+
+
+def test_the_url_can_come_from_the_environment(scraped, cli, monkeypatch):
+    monkeypatch.setenv("CPX_PROMETHEUS_URL", scraped.prometheus.url)
+    result = cli("--cp-url", "http://127.0.0.1:9", "status", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == cli("--cp-url", scraped.sim.url, "status", "-o", "json").stdout
+
+
+def test_track_opens_with_the_history_window_filled(scraped, cli):
+    result = cli("--prometheus-url", scraped.prometheus.url, "track", "OddService",
+                 "--count", "1", "--interval", "1", "--history", "5", "-o", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 5  # four past steps, one a second apart, then the poll
+    times = [datetime.fromisoformat(r["time"].replace("Z", "+00:00")) for r in records]
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])]
+    assert all(gap == pytest.approx(1, abs=0.01) for gap in gaps[:-1]), gaps
+    assert 0 < gaps[-1] < 2, gaps
+    expected = [ip for ip, i in scraped.fleet.instances.items() if i.service == "OddService"]
+    for record in records:
+        assert [i["ip"] for i in record["instances"]] == expected
+        assert record["error"] is None
+    assert records[0]["instances"][0] == {
+        "ip": "10.0.9.1", "service": "OddService", "status": "Healthy", "cpu": 50.5,
+        "memory": 33.3, "error": None, "outlier": False,
+    }  # fmt: skip
+
+
+def test_an_unreachable_prometheus_is_exit_3_in_one_line(cli):
+    port = free_port()
+    result = cli("--prometheus-url", f"http://127.0.0.1:{port}", "--retries", "0", "status")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"cli_devops: error: cannot query Prometheus at http://127.0.0.1:{port}: "
+        "connection failed: connection refused\n"
+    )
+
+
+def test_at_reads_the_fleet_as_it_was_then(scraped, cli):
+    url = scraped.prometheus.url
+    before = cli("--prometheus-url", url, "services", "-o", "json")
+    moment = datetime.now(timezone.utc)
+    ip = "10.0.9.2"
+    original = scraped.fleet.instances[ip]
+    scraped.fleet.instances[ip] = SimInstance("OddService", 1, 2)
+    try:
+        scraped.prometheus.poll(
+            lambda: cli("--prometheus-url", url, "services", "-o", "json").stdout != before.stdout,
+            "the changed figures",
+        )
+        then = moment.isoformat().replace("+00:00", "Z")
+        assert cli("--prometheus-url", url, "--at", then, "services", "-o", "json") == before
+        seconds = (datetime.now(timezone.utc) - moment).total_seconds()
+        relative = cli(
+            "--prometheus-url", url, f"--at=-{seconds + 0.05:.3f}s", "services", "-o", "json"
+        )
+        assert relative == before
+        moved = cli("--prometheus-url", url, "--at", "-0s", "services", "-o", "json")
+        assert moved.stdout != before.stdout
+    finally:
+        scraped.fleet.instances[ip] = original
+    scraped.prometheus.poll(
+        lambda: cli("--prometheus-url", url, "services", "-o", "json") == before,
+        "the figures set back",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--at", "-1m"], "--at needs --prometheus-url"),
+     (["--prometheus-url", "127.0.0.1:1", "--demo"], "give --demo or --prometheus-url, not both"),
+     (["--prometheus-url", "127.0.0.1:1", "--at", "soon"], "--at: invalid time 'soon'"),
+     (["--prometheus-url", "127.0.0.1:1", "--prometheus-selector", "up"],
+      "--prometheus-selector: invalid selector 'up'"),
+     (["--prometheus-url", "ftp://x"], "--prometheus-url: invalid URL 'ftp://x'")],
+)  # fmt: skip
+def test_prometheus_options_in_the_wrong_shape_are_usage_errors(cli, args, message):
+    result = cli(*args, "status")
+    assert result.exit_code == 2
+    assert message in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
