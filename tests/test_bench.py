@@ -73,3 +73,24 @@ def test_the_test_command_installs_wrk_for_the_capacity_row():
     assert "wrk" in makefile.split("\ncheck:", 1)[1].split("\n", 1)[0].split()
     assert "if ! command -v wrk" in makefile
     assert "apt-get install -y --no-install-recommends wrk" in makefile
+
+
+def test_quick_prometheus_source_benchmark_reads_the_fleet_without_cpx():
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("prometheus_source.py")), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {
+        tuple(cell.strip() for cell in line.strip().strip("|").split("|"))[1]: line
+        for line in done.stdout.splitlines()
+        if line.startswith("| status")
+    }
+    assert (
+        "| CPX requests, Prometheus read | 0 |  | 0 | yes |"
+        in rows["CPX requests, Prometheus read"]
+    )
+    assert re.search(r"\| [\d.]+x CPX \|", rows["from Prometheus: time"]), rows

@@ -8,7 +8,8 @@ at one moment (`time=`), run concurrently, and a sixth when a target is down:
 * `up{sel}[lookback]` and `cpx_up{sel}[lookback]`: per target, whether it was scraped
   (`up`), whether its exporter read CPX (`cpx_up`), and the age of its last sample against
   its scrape interval (the median gap between its samples);
-* the current `cpx_instance_scrape_success`, CPU and memory series;
+* the current CPU and memory series (exported exactly for the instances the exporter read),
+  and the `cpx_instance_scrape_success` series that are not 1 (the instances it could not);
 * only when a target is not current, `last_over_time(cpx_instance_scrape_success{sel}[lookback])`:
   every instance seen lately, so the instances of a shard that is down are reported (Unknown),
   not dropped.
