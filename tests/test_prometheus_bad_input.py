@@ -3,6 +3,7 @@ one error line: a small query API on loopback serves generated answers to the re
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -29,10 +30,12 @@ class FakePrometheus:
         self.matrix: bytes = b""
         self.vector: bytes = b""
         self.raw: bytes | None = None
+        self.authorization: list[str | None] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                fake.authorization.append(self.headers.get("Authorization"))
                 query = parse_qs(urlsplit(self.path).query).get("query", [""])[0]
                 body = fake.raw
                 if body is None:
@@ -158,3 +161,30 @@ def test_an_error_answer_is_quoted_in_one_line(fake, cli):
         f"cli_devops: error: unusable answer from Prometheus at {fake.url}: "
         "Prometheus answered an error: timeout: query timed out[31m\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "sent"),
+    [
+        (["--prometheus-token", "s3cret"], "Bearer s3cret"),
+        (["--token", "cpx-only"], None),  # the CPX token never goes to Prometheus
+        (["--userinfo"], "Basic " + base64.b64encode(b"ops:p@ss word").decode()),
+    ],
+)
+def test_prometheus_gets_its_own_credentials_only(cli, args, sent):
+    fake = FakePrometheus()  # its own: no request of another test arrives late
+    fake.matrix = target_matrix(time.time())
+    fake.vector = answer([], "vector")
+    url = fake.url
+    if args == ["--userinfo"]:
+        args, url = [], url.replace("http://", "http://ops:p%40ss%20word@")
+    try:
+        outcome = cli(
+            "--prometheus-url", url, "--token", "cpx-token", *args, "status", "-o", "json"
+        )
+    finally:
+        fake.stop()
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout == "[]\n"
+    assert fake.authorization and set(fake.authorization) == {sent}
+    assert "s3cret" not in outcome.stderr + outcome.stdout
