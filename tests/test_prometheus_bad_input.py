@@ -31,6 +31,7 @@ class FakePrometheus:
         self.vector: bytes = b""
         self.raw: bytes | None = None
         self.authorization: list[str | None] = []
+        self.status = 200
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,7 +41,7 @@ class FakePrometheus:
                 body = fake.raw
                 if body is None:
                     body = fake.matrix if query.endswith("s]") else fake.vector
-                self.send_response(200)
+                self.send_response(fake.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -188,3 +189,17 @@ def test_prometheus_gets_its_own_credentials_only(cli, args, sent):
     assert outcome.stdout == "[]\n"
     assert fake.authorization and set(fake.authorization) == {sent}
     assert "s3cret" not in outcome.stderr + outcome.stdout
+
+
+def test_refused_credentials_are_exit_3_in_one_line(cli):
+    fake = FakePrometheus()
+    fake.status, fake.raw = 401, b'{"status": "error", "error": "unauthorized"}'
+    try:
+        outcome = cli("--prometheus-url", fake.url, "--prometheus-token", "wrong", "status")
+    finally:
+        fake.stop()
+    assert outcome.exit_code == 3
+    assert outcome.stderr == (
+        f"cli_devops: error: cannot query Prometheus at {fake.url}: HTTP 401, "
+        "the credentials were refused\n"
+    )

@@ -309,7 +309,9 @@ class PrometheusSource:
                 f"{path}?{urlencode(params, quote_via=quote)}", MAX_ANSWER
             )
         except RequestFailed as err:
-            raise ApiUnreachable(f"cannot query Prometheus at {self.base_url}: {err}") from None
+            refused = ", the credentials were refused" if err.status in (401, 403) else ""
+            reason = f"cannot query Prometheus at {self.base_url}: {err}{refused}"
+            raise ApiUnreachable(reason) from None
 
 
 def history_steps(cpu: list[Range], memory: list[Range]) -> list[tuple[float, list[Instance]]]:
