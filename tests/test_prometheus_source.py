@@ -221,6 +221,23 @@ def test_the_url_can_come_from_the_environment(scraped, cli, monkeypatch):
     assert result.stdout == cli("--cp-url", scraped.sim.url, "status", "-o", "json").stdout
 
 
+def test_track_polls_from_prometheus_as_from_cpx(scraped, cli):
+    args = ("track", "OddService", "--count", "3", "--interval", "0.5", "--history", "1")
+    direct = cli("--cp-url", scraped.sim.url, *args, "-o", "json")
+    read = cli("--prometheus-url", scraped.prometheus.url, *args, "-o", "json")
+    assert read.exit_code == direct.exit_code == 0, read.stderr
+    polls = [json.loads(line) for line in read.stdout.splitlines()]
+    assert len(polls) == 3  # --history 1: no past steps before the polls
+    expected = [json.loads(line)["instances"] for line in direct.stdout.splitlines()]
+    assert [poll["instances"] for poll in polls] == expected
+    logged = cli("--prometheus-url", scraped.prometheus.url, "--debug", *args, "-o", "json")
+    cpu_queries = [
+        line for line in logged.stderr.splitlines() if "query=cpx_instance_cpu_usage_ratio" in line
+    ]
+    narrowed = "query=cpx_instance_cpu_usage_ratio%7Bcpx_service%3D%22OddService%22%7D"
+    assert [narrowed in line for line in cpu_queries] == [False, True, True]  # after the first
+
+
 def test_track_opens_with_the_history_window_filled(scraped, cli):
     result = cli("--prometheus-url", scraped.prometheus.url, "track", "OddService",
                  "--count", "1", "--interval", "1", "--history", "5", "-o", "json")  # fmt: skip

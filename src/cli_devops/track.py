@@ -206,10 +206,14 @@ async def _replay_history(
 ) -> None:
     """Before the first poll's record: the service's history from a source that keeps it
     (Prometheus), one step per interval over the window the sparklines show, so the view opens
-    full and piped output starts with those past records."""
+    full and piped output starts with those past records. Later polls of such a source read
+    the service's series only."""
     from cli_devops.sources.prometheus import PrometheusSource
 
-    if not isinstance(source, PrometheusSource) or state.history < 2:
+    if not isinstance(source, PrometheusSource):
+        return
+    source.focus(state.service)  # later polls read this service's series only
+    if state.history < 2:
         return
     now = moment.timestamp()
     end = now - state.interval
