@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
+import pexpect
 import pytest
 
 from cli_devops.client import ClientSettings, fetch_snapshot
@@ -25,6 +26,7 @@ from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 from cli_devops.sources.prometheus import fetch_fleet
 
 from .scraping import GatedCpx, RunningPrometheus, free_port, query, running_prometheus
+from .test_track import ANSI, spawn_track, summary_lines
 
 
 def drift_free_fleet() -> Fleet:
@@ -43,9 +45,15 @@ class Stack(NamedTuple):
     fleet: Fleet
     shards: list[Exporter]
     prometheus: RunningPrometheus
+    ready: list[float]
+    """When Prometheus first held every instance (a list, so the tuple can be built first)."""
 
     def settings(self, **options: object) -> PrometheusSettings:
         return PrometheusSettings(ClientSettings(self.prometheus.url), **options)  # type: ignore[arg-type]
+
+    def wait_for_history(self, seconds: float) -> None:
+        """Until Prometheus holds `seconds` of samples of the whole fleet."""
+        self.prometheus.poll(lambda: time.time() - self.ready[0] >= seconds, f"{seconds}s")
 
     def target(self, index: int) -> str:
         return urllib.parse.urlsplit(self.shards[index].url).netloc
@@ -89,8 +97,9 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         directory: Path = tmp_path_factory.mktemp("prometheus")
         targets = [urllib.parse.urlsplit(shard.url).netloc for shard in shards]
         prometheus = stack.enter_context(running_prometheus(directory, targets))
-        running = Stack(sim, fleet, shards, prometheus)
+        running = Stack(sim, fleet, shards, prometheus, [])
         wait_for_fleet(running, dict.fromkeys(targets, 1.0))
+        running.ready.append(time.time())
         yield running
 
 
@@ -149,9 +158,8 @@ def test_a_stopped_shard_makes_its_instances_unknown_naming_the_target(tmp_path,
             for index in range(2)
         ]
         targets = [urllib.parse.urlsplit(shard.url).netloc for shard in shards]
-        running = Stack(
-            sim, fleet, shards, stack.enter_context(running_prometheus(tmp_path, targets))
-        )
+        prometheus = stack.enter_context(running_prometheus(tmp_path, targets))
+        running = Stack(sim, fleet, shards, prometheus, [])
         wait_for_fleet(running, dict.fromkeys(targets, 1.0))
         before = fetch_fleet(running.settings()).snapshot
         unreadable = [i for i in before.instances if i.ip == "10.0.9.5"]
@@ -239,6 +247,7 @@ def test_track_polls_from_prometheus_as_from_cpx(scraped, cli):
 
 
 def test_track_opens_with_the_history_window_filled(scraped, cli):
+    scraped.wait_for_history(6)
     result = cli("--prometheus-url", scraped.prometheus.url, "track", "OddService",
                  "--count", "1", "--interval", "1", "--history", "5", "-o", "json")  # fmt: skip
     assert result.exit_code == 0, result.stderr
@@ -312,3 +321,26 @@ def test_prometheus_options_in_the_wrong_shape_are_usage_errors(cli, args, messa
     assert result.exit_code == 2
     assert message in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_track_live_view_opens_with_full_sparklines(scraped):
+    scraped.wait_for_history(7)
+    child, transcript = spawn_track(
+        "http://127.0.0.1:9",  # CPX: never asked
+        "OddService", "--interval", "1", "--history", "6", "--count", "1",
+        options=("--prometheus-url", scraped.prometheus.url),
+    )  # fmt: skip
+    child.expect(pexpect.EOF)
+    child.close()
+    output = transcript.getvalue()
+    assert child.exitstatus == 0, output[-2000:]
+    screen = ANSI.sub("", output)
+    # 10.0.9.1 at 50.5% CPU and 33.3% memory: six samples at once, five of them from history
+    assert re.search(r"10\.0\.9\.1 +Healthy +50% +▅▅▅▅▅▅ +50 +50 +50 +33% +▃▃▃▃▃▃ ", screen)
+    lines = summary_lines(output, "OddService")
+    assert re.fullmatch(r"OddService: 1 polls? over \d+s", lines[0]), lines[0]
+    rows = lines[3:7]
+    assert [row.split()[:3] for row in rows] == [
+        ["10.0.9.1", "Healthy", "6"], ["10.0.9.2", "Unhealthy", "6"],
+        ["10.0.9.3", "Healthy", "6"], ["10.0.9.4", "Unhealthy", "6"],
+    ]  # fmt: skip

@@ -162,11 +162,18 @@ class TrackState:
         if self.first_clock is None:
             self.first_clock = clock
 
-    def record(self, members: Iterable[Instance], *, moment: datetime, clock: float) -> None:
-        """A successful poll: `members` are the service's instances as just read."""
-        self._count_poll(moment, clock)
-        self.error = None
-        self.last_ok_clock, self.last_ok_moment, self.last_ok_poll = clock, moment, self.polls
+    def record(
+        self, members: Iterable[Instance], *, moment: datetime, clock: float, past: bool = False
+    ) -> None:
+        """A successful poll: `members` are the service's instances as just read.
+
+        With `past`, a sample from a source's history (before the first poll): the instances'
+        trends and figures take it, but it is not counted as a poll of this run.
+        """
+        if not past:
+            self._count_poll(moment, clock)
+            self.error = None
+            self.last_ok_clock, self.last_ok_moment, self.last_ok_poll = clock, moment, self.polls
         listed: set[str] = set()
         members = list(members)
         self.flagged = outliers(members)

@@ -226,7 +226,7 @@ async def _replay_history(
     clock = app.env.monotonic()
     for at, members in steps:
         past = datetime.fromtimestamp(at, timezone.utc)
-        state.record(members, moment=past, clock=clock - (now - at))
+        state.record(members, moment=past, clock=clock - (now - at), past=True)
         sink.show(Poll(past, state.service, members, None))
 
 
