@@ -274,8 +274,11 @@ def test_a_relative_moment(text, seconds):
 
 
 def test_an_rfc3339_moment():
-    assert parse_moment("2026-12-04T17:00:00Z", 0) == 1796403600.0
-    assert parse_moment("2026-12-04T18:00:00+01:00", 0) == 1796403600.0
+    now = 1796403600.0
+    assert parse_moment("2026-12-04T17:00:00Z", now) == 1796403600.0
+    assert parse_moment("2026-12-04T18:00:00+01:00", now) == 1796403600.0
+    with pytest.raises(UsageError, match="is in the future"):
+        parse_moment("2026-12-04T17:01:00Z", now)
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,8 @@ def with_matcher(selector: str, name: str, value: str) -> str:
 
 def parse_moment(text: str, now: float) -> float:
     """A moment as Unix seconds: RFC 3339 (`2026-12-04T17:00:00Z`, an offset instead of Z), or
-    relative to `now`: `-90s`, `-5m`, `5m ago`, `1h30m ago` (units ms, s, m, h, d, w)."""
+    relative to `now`: `-90s`, `-5m`, `5m ago`, `1h30m ago` (units ms, s, m, h, d, w). A moment
+    after `now` is refused."""
     stripped = text.strip()
     relative = None
     if stripped.startswith("-"):
@@ -112,6 +113,8 @@ def parse_moment(text: str, now: float) -> float:
         raise UsageError(
             f"invalid time {text!r}: expected RFC 3339 like 2026-12-04T17:00:00Z, or -5m"
         )
+    if moment.timestamp() > now + 1:
+        raise UsageError(f"time {text!r} is in the future; Prometheus only knows the past")
     return moment.timestamp()
 
 
