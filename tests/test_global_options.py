@@ -118,7 +118,7 @@ def test_each_command_help_lists_the_global_options_it_uses(cli, command):
         "simulate": (),
         "completion": (),
         "exporter": (*CONNECTION, *THRESHOLDS),
-        "top": (*CONNECTION, *THRESHOLDS, "no_color"),
+        "top": (*CONNECTION, *PROMETHEUS, *THRESHOLDS, "no_color"),
         "track": FLEET_VIEW,
         # every option it can write to a context, and --config for the file
         "config set-context": tuple(name for name in BY_NAME if name not in ("context", "at")),

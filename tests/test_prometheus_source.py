@@ -344,3 +344,31 @@ def test_track_live_view_opens_with_full_sparklines(scraped):
         ["10.0.9.1", "Healthy", "6"], ["10.0.9.2", "Unhealthy", "6"],
         ["10.0.9.3", "Healthy", "6"], ["10.0.9.4", "Unhealthy", "6"],
     ]  # fmt: skip
+
+
+def test_top_opens_with_full_sparklines(scraped):
+    from cli_devops.health import Thresholds
+    from cli_devops.top.feed import LiveFeed
+    from cli_devops.top.prometheus import PrometheusTopSource
+    from cli_devops.top.state import FleetState
+
+    scraped.wait_for_history(7)
+    state = FleetState("prometheus", interval=1, thresholds=Thresholds(), min_healthy=2,
+                       history=6)  # fmt: skip
+    frames: list[object] = []
+    crashes: list[BaseException] = []
+    source = PrometheusTopSource(scraped.settings(), lambda: datetime.now(timezone.utc))
+    feed = LiveFeed(source, state, frames.append, crashes.append, interval=1,
+                    monotonic=time.monotonic)  # fmt: skip
+    feed.start()
+    try:
+        scraped.prometheus.poll(lambda: bool(frames or crashes), "the first frame", limit=30)
+    finally:
+        feed.stop()
+    assert crashes == []
+    assert state.track.polls <= 2  # the history before the first poll is not counted as polls
+    track = state.track.tracks["10.0.9.1"]
+    assert list(track.cpu.recent) == [50.5] * 6
+    assert list(track.memory.recent) == [33.3] * 6
+    assert len(state.service_cpu["OddService"].recent) == 6
+    assert len(state.track.tracks) == len(scraped.fleet.instances)

@@ -6,6 +6,7 @@ import click
 
 from cli_devops.cli.options import (
     CONNECTION,
+    PROMETHEUS,
     THRESHOLDS,
     GlobalValues,
     global_options,
@@ -26,7 +27,7 @@ from cli_devops.durations import Duration
               help="Play a recording back instead of reading the API.")  # fmt: skip
 @click.option("--speed", type=click.FloatRange(min=0.01, max=1000), metavar="X",
               help="Replay at X times the recorded pace [default: 1].")  # fmt: skip
-@global_options(*CONNECTION, *THRESHOLDS, "no_color")
+@global_options(*CONNECTION, *PROMETHEUS, *THRESHOLDS, "no_color")
 def top(
     options: GlobalValues,
     interval: float,

@@ -280,12 +280,15 @@ class PrometheusSource:
         return with_matcher(self.settings.selector, "cpx_service", self._service)
 
     async def history(
-        self, service: str, start: float, end: float, step: float
+        self, service: str | None, start: float, end: float, step: float
     ) -> list[tuple[float, list[Instance]]]:
-        """The instances of `service` at every `step` from `start` to `end`: those with figures
-        at that moment (an instance whose target was down then is missing from that step)."""
+        """The instances of `service` (every service's when None) at every `step` from `start`
+        to `end`: those with figures at that moment (an instance whose target was down then is
+        missing from that step)."""
         self._client.start_read()
-        selector = with_matcher(self.settings.selector, "cpx_service", service)
+        selector = self.settings.selector
+        if service is not None:
+            selector = with_matcher(selector, "cpx_service", service)
         window = {"start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
         cpu, memory = await asyncio.gather(
             self._query_range(CPU + selector, window),

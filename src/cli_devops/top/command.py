@@ -76,8 +76,8 @@ class Session:
 
 
 def prepare(app: App, options: TopOptions, source: FleetSource | None = None) -> Session:
-    """The console for `options`, not yet started: `source` defaults to the CPX API of `app`;
-    with `options.replay` no source is polled at all."""
+    """The console for `options`, not yet started: `source` defaults to the Prometheus or the
+    CPX API of `app`; with `options.replay` no source is polled at all."""
     from cli_devops.top.app import TopApp
     from cli_devops.top.feed import LiveFeed, ReplayFeed
     from cli_devops.top.source import CpxSource
@@ -90,6 +90,10 @@ def prepare(app: App, options: TopOptions, source: FleetSource | None = None) ->
         interval = ReplayFeed.interval_of(recording)
         name = f"replay of {Path(options.replay).name}"
     else:
+        if source is None and app.prometheus is not None:
+            from cli_devops.top.prometheus import PrometheusTopSource
+
+            source = PrometheusTopSource(app.prometheus, env.now)
         source = source or CpxSource(app.settings, env.now)
         interval = options.interval
         name = source.name

@@ -53,7 +53,8 @@ class LiveFeed:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[Reading] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        """The poll (or the read of the past) in flight, which `stop` cancels."""
         self._thread = threading.Thread(target=self._run, name="top-poll", daemon=True)
 
     def start(self) -> None:
@@ -94,6 +95,7 @@ class LiveFeed:
                 loop.close()
 
     def _poll_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._load_past(loop)
         ticker = Ticker(self.interval, self.monotonic)
         while not self._stopping.is_set():
             if self._wake.wait(ticker.delay()):
@@ -102,7 +104,7 @@ class LiveFeed:
                 return
             self._task = loop.create_task(self.source.poll())
             try:
-                reading = loop.run_until_complete(self._task)
+                reading: Reading = loop.run_until_complete(self._task)
             except asyncio.CancelledError:
                 return
             finally:
@@ -111,6 +113,28 @@ class LiveFeed:
                 self.recorder.write(reading)
             self.state.apply(reading, self.monotonic())
             self.deliver(self.state.frame(self.monotonic()))
+
+    def _load_past(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From a source that keeps history (`past(samples, interval)`, Prometheus), the
+        window of the sparklines before the first poll."""
+        past = getattr(self.source, "past", None)
+        if past is None:
+            return
+        task: asyncio.Task[list[Reading]] = loop.create_task(
+            past(self.state.track.history, self.interval)
+        )
+        self._task = task
+        try:
+            readings = loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            return
+        finally:
+            self._task = None
+        if not readings:
+            return
+        clock, now = self.monotonic(), readings[-1].time.timestamp() + self.interval
+        for reading in readings:
+            self.state.apply(reading, clock - (now - reading.time.timestamp()), past=True)
 
 
 class ReplayFeed:

@@ -146,9 +146,12 @@ class FleetState:
         self.unassigned = 0
         self.last_errors: dict[str, tuple[str, float]] = {}
 
-    def apply(self, reading: Reading, clock: float) -> None:
+    def apply(self, reading: Reading, clock: float, *, past: bool = False) -> None:
+        """One poll; with `past`, a reading from the source's history before the first poll
+        (its samples count, it is not a poll of this run)."""
         track = self.track
-        track.begin_poll(clock)
+        if not past:
+            track.begin_poll(clock)
         if reading.error is not None:
             track.record_failure(reading.error, moment=reading.time, clock=clock)
             for series in (*self.service_cpu.values(), *self.service_memory.values()):
@@ -167,7 +170,7 @@ class FleetState:
         for instance in reading.instances:
             if instance.error is not None:
                 self.last_errors[instance.ip] = (instance.error, clock)
-        track.record(reading.instances, moment=reading.time, clock=clock)
+        track.record(reading.instances, moment=reading.time, clock=clock, past=past)
         if len(self.last_errors) > len(track.tracks):
             self.last_errors = {
                 ip: error for ip, error in self.last_errors.items() if ip in track.tracks

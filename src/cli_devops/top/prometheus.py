@@ -1,0 +1,65 @@
+"""`top`'s fleet source over Prometheus: the same `Reading` per poll as from CPX, and the past
+window of the sparklines before the first poll, so the console opens with full history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from cli_devops.errors import ApiUnreachable
+from cli_devops.top.source import Reading
+
+if TYPE_CHECKING:
+    from cli_devops.settings import PrometheusSettings
+    from cli_devops.sources.prometheus import PrometheusSource
+
+
+class PrometheusTopSource:
+    """A `FleetSource` reading Prometheus through one `PrometheusSource` for the whole run."""
+
+    def __init__(self, settings: PrometheusSettings, now: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.now = now
+        self._source: PrometheusSource | None = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.client.base_url
+
+    async def _open(self) -> PrometheusSource:
+        from cli_devops.sources.prometheus import PrometheusSource
+
+        if self._source is None:
+            self._source = await PrometheusSource(self.settings).__aenter__()
+        return self._source
+
+    async def poll(self) -> Reading:
+        source = await self._open()
+        moment = self.now()
+        try:
+            snapshot = await source.snapshot()
+        except ApiUnreachable as err:
+            return Reading(moment, (), str(err))
+        return Reading(moment, snapshot.instances)
+
+    async def past(self, samples: int, interval: float) -> list[Reading]:
+        """The `samples - 1` steps, `interval` apart, before now (the first poll is the last
+        sample); none when Prometheus cannot say (the console then starts empty, as from CPX)."""
+        if samples < 2:
+            return []
+        source = await self._open()
+        end = self.now().timestamp() - interval
+        start = end - (samples - 2) * interval
+        try:
+            steps = await source.history(None, start, end, interval)
+        except ApiUnreachable:
+            return []
+        return [
+            Reading(datetime.fromtimestamp(at, timezone.utc), instances) for at, instances in steps
+        ]
+
+    async def aclose(self) -> None:
+        if self._source is not None:
+            source, self._source = self._source, None
+            await source.__aexit__(None, None, None)
