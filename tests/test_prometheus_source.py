@@ -372,3 +372,21 @@ def test_top_opens_with_full_sparklines(scraped):
     assert list(track.memory.recent) == [33.3] * 6
     assert len(state.service_cpu["OddService"].recent) == 6
     assert len(state.track.tracks) == len(scraped.fleet.instances)
+
+
+def test_a_context_can_name_the_prometheus_to_read(scraped, cli, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'current-context = "fleet"\n\n'
+        f'[contexts.fleet]\ncp-url = "http://127.0.0.1:9"\n'
+        f'prometheus-url = "{scraped.prometheus.url}"\nprometheus-selector = \'{{job="cpx"}}\'\n'
+    )
+    config.chmod(0o600)
+    result = cli("--config", str(config), "status", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == cli("--cp-url", scraped.sim.url, "status", "-o", "json").stdout
+    config.write_text(config.read_text() + 'at = "-1m"\n')
+    refused = cli("--config", str(config), "status")
+    assert refused.exit_code == 2
+    assert "line 7" in refused.stderr  # --at is about one run: no context sets it
+    assert "not a global option; known keys: " in refused.stderr
