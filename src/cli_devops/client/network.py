@@ -82,8 +82,8 @@ class Network:
         return proxy_for(url, self.settings.proxies) if self.proxied else None
 
     def auth_headers(self, url: str) -> dict[str, str]:
-        """The Authorization header (Bearer, or Basic for a second source), for the origin of the base URL only (never for a redirect
-        elsewhere)."""
+        """The Authorization header (Bearer; Basic for a second source), for the origin of the
+        base URL only (never for a redirect elsewhere)."""
         if self.settings.token and origin(url) == self.origin:
             return {"Authorization": f"{self.settings.auth_scheme} {self.settings.token}"}
         return {}

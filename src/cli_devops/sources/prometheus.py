@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
 from urllib.parse import quote, urlencode
 
-from cli_devops.client import CpxClient, RequestFailed, Snapshot
+from cli_devops.client import CpxClient, ReadBudget, RequestFailed, Snapshot
 from cli_devops.errors import ApiUnreachable, PayloadError
 from cli_devops.model import Instance, ip_sort_key, parse_percent, parse_servers, parse_service
 from cli_devops.settings import PrometheusSettings
@@ -237,16 +237,16 @@ class PrometheusSource:
     async def read(self, at: float | None = None) -> FleetRead:
         """The fleet as Prometheus saw it at `at` (Unix seconds; now when None)."""
         moment = time.time() if at is None else at
-        self._client.start_read()
+        budget = self._client.begin()
         lookback = f"[{self.settings.lookback:g}s]"
         instant = {"time": f"{moment:.3f}"}
         targets: dict[Labels, Labels] = {}
         up, cpx_up, failed, cpu, memory = await asyncio.gather(
-            self._query_matrix(self._series("up") + lookback, instant),
-            self._query_matrix(self._series("cpx_up") + lookback, instant),
-            self._query(self._series(SCRAPE_SUCCESS) + " != 1", instant, targets),
-            self._query(CPU + self._figures_selector(), instant, targets),
-            self._query(MEMORY + self._figures_selector(), instant, targets),
+            self._query_matrix(self._series("up") + lookback, instant, budget),
+            self._query_matrix(self._series("cpx_up") + lookback, instant, budget),
+            self._query(self._series(SCRAPE_SUCCESS) + " != 1", instant, targets, budget),
+            self._query(CPU + self._figures_selector(), instant, targets, budget),
+            self._query(MEMORY + self._figures_selector(), instant, targets, budget),
         )
         if not cpx_up:
             raise ApiUnreachable(
@@ -260,7 +260,7 @@ class PrometheusSource:
             # Only then can an instance be missing from the current series and still be in the
             # fleet: its last values in the lookback say it was there.
             promql = f"last_over_time({self._series(SCRAPE_SUCCESS)}{lookback})"
-            known = await self._query(promql, instant, targets)
+            known = await self._query(promql, instant, targets, budget)
         return assemble(states, known, failed, cpu, memory)
 
     async def snapshot(self) -> Snapshot:
@@ -285,29 +285,37 @@ class PrometheusSource:
         """The instances of `service` (every service's when None) at every `step` from `start`
         to `end`: those with figures at that moment (an instance whose target was down then is
         missing from that step)."""
-        self._client.start_read()
+        budget = self._client.begin()
         selector = self.settings.selector
         if service is not None:
             selector = with_matcher(selector, "cpx_service", service)
         window = {"start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
         cpu, memory = await asyncio.gather(
-            self._query_range(CPU + selector, window),
-            self._query_range(MEMORY + selector, window),
+            self._query_range(CPU + selector, window, budget),
+            self._query_range(MEMORY + selector, window, budget),
         )
         return history_steps(cpu, memory)
 
     async def _query(
-        self, promql: str, params: dict[str, str], targets: dict[Labels, Labels]
+        self,
+        promql: str,
+        params: dict[str, str],
+        targets: dict[Labels, Labels],
+        budget: ReadBudget,
     ) -> list[InstanceSample]:
-        body = await self._get("/api/v1/query", {"query": promql, **params})
+        body = await self._get("/api/v1/query", {"query": promql, **params}, budget)
         return self._parsed(lambda answer: parse_instance_vector(answer, targets), body)
 
-    async def _query_matrix(self, promql: str, params: dict[str, str]) -> list[Range]:
-        body = await self._get("/api/v1/query", {"query": promql, **params})
+    async def _query_matrix(
+        self, promql: str, params: dict[str, str], budget: ReadBudget
+    ) -> list[Range]:
+        body = await self._get("/api/v1/query", {"query": promql, **params}, budget)
         return self._parsed(parse_matrix, body)
 
-    async def _query_range(self, promql: str, params: dict[str, str]) -> list[Range]:
-        body = await self._get("/api/v1/query_range", {"query": promql, **params})
+    async def _query_range(
+        self, promql: str, params: dict[str, str], budget: ReadBudget
+    ) -> list[Range]:
+        body = await self._get("/api/v1/query_range", {"query": promql, **params}, budget)
         return self._parsed(parse_matrix, body)
 
     def _parsed(self, parse: Callable[[bytes], list[_T]], body: bytes) -> list[_T]:
@@ -317,12 +325,12 @@ class PrometheusSource:
             reason = f"unusable answer from Prometheus at {self.base_url}: {err}"
             raise ApiUnreachable(reason) from None
 
-    async def _get(self, path: str, params: dict[str, str]) -> bytes:
+    async def _get(self, path: str, params: dict[str, str], budget: ReadBudget) -> bytes:
         params = {**params, "timeout": f"{self.settings.client.timeout:g}s"}
         self.requests += 1
         try:
             return await self._client.get_bytes(
-                f"{path}?{urlencode(params, quote_via=quote)}", MAX_ANSWER
+                f"{path}?{urlencode(params, quote_via=quote)}", MAX_ANSWER, budget
             )
         except RequestFailed as err:
             refused = ", the credentials were refused" if err.status in (401, 403) else ""
