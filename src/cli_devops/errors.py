@@ -63,8 +63,9 @@ class ApiUnreachable(CliDevopsError):
 
     `kind` says what to check next: "auth" (the API refused the credentials, HTTP 401 or 403),
     "tls" (its certificate is not trusted), "answer" (it answered, but unusably) or "connect"
-    (anything else: wrong address, down, timing out), or "contexts" (no context of a read of
-    every context could be read; each was reported with its own reason).
+    (anything else: wrong address, down, timing out), "contexts" (no context of a read of
+    every context could be read; each was reported with its own reason) or "prometheus" (the
+    fleet was to be read from Prometheus, which the message names).
     """
 
     exit_status = ExitStatus.API_UNREACHABLE

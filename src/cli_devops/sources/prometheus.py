@@ -252,7 +252,8 @@ class PrometheusSource:
             raise ApiUnreachable(
                 f"Prometheus at {self.base_url} has no {self._series('cpx_up')} series in the "
                 f"{self.settings.lookback:g}s before {rfc3339(moment)}: it scrapes no exporter"
-                + (" that the selector matches" if self.settings.selector else "")
+                + (" that the selector matches" if self.settings.selector else ""),
+                kind="prometheus",
             )
         states = target_states(up, cpx_up, moment)
         known: list[InstanceSample] = []
@@ -323,7 +324,7 @@ class PrometheusSource:
             return parse(body)
         except PayloadError as err:
             reason = f"unusable answer from Prometheus at {self.base_url}: {err}"
-            raise ApiUnreachable(reason) from None
+            raise ApiUnreachable(reason, kind="prometheus") from None
 
     async def _get(self, path: str, params: dict[str, str], budget: ReadBudget) -> bytes:
         params = {**params, "timeout": f"{self.settings.client.timeout:g}s"}
@@ -335,7 +336,7 @@ class PrometheusSource:
         except RequestFailed as err:
             refused = ", the credentials were refused" if err.status in (401, 403) else ""
             reason = f"cannot query Prometheus at {self.base_url}: {err}{refused}"
-            raise ApiUnreachable(reason) from None
+            raise ApiUnreachable(reason, kind="prometheus") from None
 
 
 def history_steps(cpu: list[Range], memory: list[Range]) -> list[tuple[float, list[Instance]]]:
