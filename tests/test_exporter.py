@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from cli_devops.exporter import (
 from cli_devops.health import Thresholds
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
-from .conftest import needs_ipv6, stop_process
+from .conftest import hermetic_environ, needs_ipv6, stop_process
 from .scraping import GatedCpx, expected_samples, get, samples, wait_until, without_duration
 
 CPX_FAMILIES = [
@@ -422,3 +423,37 @@ def test_other_commands_do_not_import_prometheus_client(sim):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.stderr.splitlines()[-1] == "0 False"
+
+
+@pytest.mark.parametrize(
+    ("listen", "family", "loopback"),
+    [
+        (":0", "IPv4", "127.0.0.1"),
+        ("0.0.0.0:0", "IPv4", "127.0.0.1"),
+        pytest.param("[::]:0", "IPv6", "[::1]", marks=needs_ipv6),
+    ],
+)
+def test_the_banner_says_every_interface_when_it_listens_on_every_interface(
+    sim, listen, family, loopback
+):
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUN_WITH_CTRL_C, "--cp-url", sim.url, "exporter",
+         "--listen", listen],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hermetic_environ(),
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.fullmatch(
+            rf"Serving CPX metrics on port (\d+) of every {family} interface "
+            rf"\((http://{re.escape(loopback)}:(\d+))/metrics from this machine\) "
+            rf"\(shard 0/1, CPX API {re.escape(sim.url)}\); press Ctrl\+C to stop\n",
+            line,
+        )
+        assert match, line
+        assert match.group(1) == match.group(3)
+        assert get(match.group(2)).status == 200
+        stop_process(process)
+    finally:
+        process.kill()
+        process.wait()

@@ -66,6 +66,15 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)
 
 
+def where(host: str, port: int, url: str) -> str:
+    """What the exporter listens on, as an operator reads it: the metrics URL, or for a
+    wildcard address every interface with the port, and the URL that works from this machine."""
+    family = {"0.0.0.0": "IPv4", "": "IPv4", "::": "IPv6"}.get(host)
+    if family is None:
+        return f"{url}/metrics"
+    return f"port {port} of every {family} interface ({url}/metrics from this machine)"
+
+
 def accepts_gzip(header: str) -> bool:
     """Whether `Accept-Encoding` accepts gzip: listed (or `*`) with a q-value above 0."""
     accepted = {"gzip": False, "*": False}
@@ -299,8 +308,8 @@ def run_exporter(
         raise CannotListen(listen, err) from None
     try:
         app.env.stdout.write(
-            f"Serving CPX metrics on {url}/metrics (shard {exporter.shard}, "
-            f"CPX API {app.base_url}); press Ctrl+C to stop\n"
+            f"Serving CPX metrics on {where(exporter.host, exporter.port, url)} "
+            f"(shard {exporter.shard}, CPX API {app.base_url}); press Ctrl+C to stop\n"
         )
         app.env.stdout.flush()
         serve_until_stopped()
