@@ -1,14 +1,15 @@
 # Task runner. `make` (= `make check`) sets up .venv with the test extras, installs Prometheus
-# (Debian package, for the exporter tests) and wrk (Debian package, for the benchmark's simulator
-# capacity row) when they are missing, and runs lint, types and tests.
+# (Debian package, for the exporter tests), wrk (for the benchmark's simulator capacity row) and
+# tmux (a real terminal for the full-screen tests) when they are missing, and runs lint, types and
+# tests.
 VENV ?= .venv
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: check prometheus wrk demo sdist-check man
+.PHONY: check prometheus wrk tmux demo sdist-check man
 .DEFAULT_GOAL := check
 
-check: $(VENV)/.installed prometheus wrk
+check: $(VENV)/.installed prometheus wrk tmux
 	$(VENV)/bin/python -m pytest
 
 $(VENV)/.installed: pyproject.toml
@@ -26,6 +27,12 @@ wrk:
 	@if ! command -v wrk >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends wrk; \
+	fi
+
+tmux:
+	@if ! command -v tmux >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends tmux; \
 	fi
 
 demo: $(VENV)/.installed

@@ -382,7 +382,7 @@ def test_servers_failing_on_every_attempt_is_exit_3_after_the_retries(cli, serve
     assert result.stdout == ""
     assert result.stderr == (
         f"cli_devops: error: cannot read the CPX API at {server.url}/servers: server closed the "
-        "connection. Check --cp-url (or CPX_URL), or try --demo to use the bundled simulator.\n"
+        "connection (after 3 attempts). Check --cp-url (or CPX_URL), or try --demo to use the bundled simulator.\n"
     )
     assert server.request_paths["/servers"] == 3
 
@@ -446,7 +446,7 @@ def test_latency_beyond_the_timeout_is_a_timeout_and_within_it_is_fine(cli, serv
     server = served(fleet, latency_ms=300)
     slow = cli("--cp-url", server.url, "--timeout", "0.1", "--retries", "1", "services")
     assert slow.exit_code == 3
-    assert f"{server.url}/servers: timed out after 0.1s." in slow.stderr
+    assert f"{server.url}/servers: timed out after 0.1s (after 2 attempts)." in slow.stderr
     assert server.request_paths["/servers"] == 2
     started = time.monotonic()
     fine = cli("--cp-url", server.url, "--timeout", "2", "services", "-o", "json")

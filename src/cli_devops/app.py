@@ -17,6 +17,7 @@ from cli_devops.environment import Environment
 from cli_devops.errors import IncompleteData
 from cli_devops.health import Thresholds
 from cli_devops.model import Instance
+from cli_devops.progress import ProgressLine
 from cli_devops.settings import ClientSettings, PrometheusSettings
 from cli_devops.text import plural, terminal_safe
 
@@ -58,11 +59,17 @@ def open_source(app: App) -> CpxClient | PrometheusSource:
     return CpxClient(app.settings)
 
 
-def _read_snapshot(app: App) -> Snapshot:
+def _read_snapshot(app: App, *, progress: bool = False) -> Snapshot:
     if app.prometheus is None:
         from cli_devops.client import fetch_snapshot
 
-        return fetch_snapshot(app.settings)
+        if not (progress and app.env.stderr_isatty and not app.debug):
+            return fetch_snapshot(app.settings)
+        shown = ProgressLine(app.env)
+        try:
+            return fetch_snapshot(app.settings, watch=shown.update)
+        finally:
+            shown.close()
     from cli_devops.sources.prometheus import fetch_fleet
 
     read = fetch_fleet(app.prometheus)
@@ -71,9 +78,10 @@ def _read_snapshot(app: App) -> Snapshot:
     return read.snapshot
 
 
-def read_fleet(app: App) -> list[Instance]:
-    """One snapshot of the fleet, with what could not be read reported on stderr."""
-    snapshot = _read_snapshot(app)
+def read_fleet(app: App, *, progress: bool = False) -> list[Instance]:
+    """One snapshot of the fleet, with what could not be read reported on stderr; `progress`
+    allows a transient progress line on a terminal's stderr while a long read runs."""
+    snapshot = _read_snapshot(app, progress=progress)
     if snapshot.skipped and app.prometheus is not None:
         what = (
             "whose ip label is not an IP address"

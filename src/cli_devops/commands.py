@@ -54,7 +54,7 @@ def services(
     output: Output = DEFAULT_OUTPUT,
 ) -> ExitStatus:
     """List instances (numeric IP order by default; cpu/memory sort the busiest first)."""
-    instances = read_fleet(app)
+    instances = read_fleet(app, progress=output.format == "table")
     flagged = outliers(instances)
     if service is not None:
         name = resolve_service(service, services_of(instances))
@@ -85,7 +85,7 @@ def status(
     output: Output = DEFAULT_OUTPUT,
 ) -> ExitStatus:
     """Per-service counts and averages."""
-    instances = read_fleet(app)
+    instances = read_fleet(app, progress=output.format == "table")
     summaries = summarize_services(instances, app.thresholds, min_healthy)
     if service is not None:
         name = resolve_service(service, services_of(instances))
@@ -104,7 +104,7 @@ def unhealthy_services(
     output: Output = DEFAULT_OUTPUT,
 ) -> ExitStatus:
     """Services with fewer than `min_healthy` healthy instances; exit 1 when there are any."""
-    instances = read_fleet(app)
+    instances = read_fleet(app, progress=output.format == "table")
     flagged = under_replicated(summarize_services(instances, app.thresholds, min_healthy))
     with app.env.writing_data():
         write_report(

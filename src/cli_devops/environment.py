@@ -31,6 +31,7 @@ class Environment:
     stdin: TextIO | None = None
     """Read only for key presses while a live view owns the terminal; None: no keys."""
     stdout_isatty: bool = False
+    stderr_isatty: bool = False
     color: bool = False
     width: int = 100
     monotonic: Callable[[], float] = time.monotonic
@@ -50,6 +51,7 @@ class Environment:
             stderr=sys.stderr,
             stdin=sys.stdin,
             stdout_isatty=isatty,
+            stderr_isatty=sys.stderr.isatty(),
             color=isatty and not no_color and not os.environ.get("NO_COLOR"),
             width=size.columns,
         )

@@ -14,6 +14,7 @@ from cli_devops.client.budget import (
     RETRY_BUDGET_MIN,
     RETRY_BUDGET_RATIO,
     ReadBudget,
+    ReadProgress,
     parse_retry_after,
 )
 from cli_devops.client.fanout import FleetRead
@@ -42,6 +43,7 @@ __all__ = [
     "CpxClient",
     "FleetRead",
     "ReadBudget",
+    "ReadProgress",
     "RequestFailed",
     "Snapshot",
     "fetch_snapshot",

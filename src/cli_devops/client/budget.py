@@ -1,4 +1,5 @@
-"""The limits of ONE read of the fleet: its retry budget, its deadline, and the backoff.
+"""The limits of ONE read of the fleet: its retry budget, its deadline, and the backoff; and
+what the read has done so far (`ReadProgress`), for a progress line.
 
 A `ReadBudget` is created per read (per command run, per `track` poll, per exporter scrape) and
 passed down with every request of that read, never kept on the client: two reads in flight at
@@ -10,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
@@ -26,10 +28,23 @@ _SECONDS = re.compile(r"[0-9]{1,10}")
 _jitter = random.Random()
 
 
+@dataclass
+class ReadProgress:
+    """What one read has done so far: attempts at the listing, the instances listed (None until
+    the listing is read), read (answered or given up on), failed among those, and retries."""
+
+    listing_attempts: int = 0
+    listed: int | None = None
+    read: int = 0
+    failed: int = 0
+    retries: int = 0
+
+
 class ReadBudget:
     """Retries left and the deadline of one read; `deadline` is in seconds from creation."""
 
     def __init__(self, retries: int, deadline: float | None = None) -> None:
+        self.progress = ReadProgress()
         self.retries = retries
         self.deadline = deadline
         self.deadline_at = None if deadline is None else time.monotonic() + deadline
@@ -66,6 +81,7 @@ class ReadBudget:
         if remaining is not None and wait >= remaining:
             return None
         self.tokens -= 1
+        self.progress.retries += 1
         return wait
 
     @property

@@ -56,8 +56,14 @@ async def read_all(
     failures: list[BaseException] = []
     launched = 0
 
+    progress = budget.progress
+
     async def read(ip: str, ticket: Ticket) -> None:
-        results.append(await read_one(ip, ticket))
+        instance = await read_one(ip, ticket)
+        results.append(instance)
+        progress.read += 1
+        if instance.error is not None:
+            progress.failed += 1
 
     def finished(task: asyncio.Task[None]) -> None:
         running.discard(task)

@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import NamedTuple
 
 import aiohttp
 from yarl import URL
 
-from cli_devops.client.budget import ReadBudget
+from cli_devops.client.budget import ReadBudget, ReadProgress
 from cli_devops.client.fanout import FleetRead, acquire_within, read_all
 from cli_devops.client.network import (
     MAX_REDIRECTS,
@@ -173,6 +173,7 @@ class CpxClient:
         budget.request_made()
         retries = 0
         while True:
+            budget.progress.listing_attempts += 1
             try:
                 body = await self._get("/servers", MAX_SERVERS_BODY, budget)
                 break
@@ -182,16 +183,19 @@ class CpxClient:
                     kind = "auth" if err.status in (401, 403) else "connect"
                     if str(err) == "TLS certificate not trusted":
                         kind = "tls"
+                    attempts = f" (after {retries + 1} attempts)" if retries else ""
                     raise ApiUnreachable(
-                        f"cannot read the CPX API at {url}: {err}.", kind=kind
+                        f"cannot read the CPX API at {url}: {err}{attempts}.", kind=kind
                     ) from err
                 retries += 1
                 self._log_retry("/servers", retries, wait)
                 await asyncio.sleep(wait)
         try:
-            return parse_servers(decode_json(body))
+            listing = parse_servers(decode_json(body))
         except PayloadError as err:
             raise ApiUnreachable(f"unusable answer from {url}: {err}", kind="answer") from err
+        budget.progress.listed = len(listing.ips)
+        return listing
 
     async def instances(
         self, ips: Sequence[str], budget: ReadBudget | None = None
@@ -336,14 +340,31 @@ class CpxClient:
             self.settings.log(line)
 
 
-def fetch_snapshot(settings: ClientSettings) -> Snapshot:
-    """Read the whole fleet once (blocking)."""
+def fetch_snapshot(
+    settings: ClientSettings,
+    watch: Callable[[ReadProgress], None] | None = None,
+    every: float = 0.1,
+) -> Snapshot:
+    """Read the whole fleet once (blocking); `watch` is called with the read's progress every
+    `every` seconds while it runs (for a progress line)."""
 
     read: list[Snapshot] = []
 
+    async def report(progress: ReadProgress) -> None:
+        assert watch is not None
+        while True:
+            await asyncio.sleep(every)
+            watch(progress)
+
     async def run() -> None:
         async with CpxClient(settings) as client:
-            read.append(await client.snapshot())
+            budget = client.begin()
+            watching = asyncio.ensure_future(report(budget.progress)) if watch else None
+            try:
+                read.append(await client.snapshot(budget))
+            finally:
+                if watching is not None:
+                    watching.cancel()
 
     # The snapshot is handed out beside the task, not as its result: when asyncio.run() puts
     # back the SIGINT handler, Python formats the old handler, which names the finished task
