@@ -50,6 +50,8 @@ class SettingError(UsageError):
     WORDING: ClassVar[dict[str, str]] = {
         "url": "invalid URL{detail}",
         "ca_cert": "CA certificate file {detail}",
+        "listen": "invalid address to listen on {detail}",
+        "shard": "invalid shard {detail}",
     }
 
     def __init__(self, setting: str, detail: str) -> None:

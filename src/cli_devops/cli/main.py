@@ -138,6 +138,8 @@ def _with_hint(err: CliDevopsError) -> str:
         return f"{message}{_API_HINTS.get(err.kind, '')}"
     if isinstance(err, SettingError) and err.setting == "ca_cert":
         return f"--ca-cert {err.detail}"
+    if isinstance(err, SettingError) and err.setting in ("listen", "shard"):
+        return f"invalid --{err.setting} {err.detail}"
     return message
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cli_devops.errors import UsageError
+from cli_devops.errors import SettingError
 from cli_devops.health import Status, Thresholds, instance_status, summarize_services
 from cli_devops.model import Instance
 
@@ -69,7 +69,7 @@ def parse_shard(text: str) -> Shard:
     except ValueError:
         index = count = -1
     if not slash or count < 1 or not 0 <= index < count:
-        raise UsageError(f"invalid --shard {text!r}: expected K/N with 0 <= K < N, like 0/3")
+        raise SettingError("shard", f"{text!r}: expected K/N with 0 <= K < N, like 0/3")
     return Shard(index, count)
 
 

@@ -30,7 +30,7 @@ from prometheus_client.exposition import choose_encoder
 
 from cli_devops import __version__
 from cli_devops.app import App
-from cli_devops.errors import CannotListen, ExitStatus, UsageError
+from cli_devops.errors import CannotListen, ExitStatus, SettingError
 from cli_devops.exporter.collector import (
     CpxCollector,
     Shard,
@@ -62,7 +62,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     elif ":" in host:
         colon = ""
     if not colon or not port_text.isdigit() or int(port_text) > 65535:
-        raise UsageError(f"invalid --listen {text!r}: expected HOST:PORT, like {DEFAULT_LISTEN}")
+        raise SettingError("listen", f"{text!r}: expected HOST:PORT, like {DEFAULT_LISTEN}")
     return host or "0.0.0.0", int(port_text)
 
 
