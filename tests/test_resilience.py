@@ -382,7 +382,8 @@ def test_servers_failing_on_every_attempt_is_exit_3_after_the_retries(cli, serve
     assert result.stdout == ""
     assert result.stderr == (
         f"cli_devops: error: cannot read the CPX API at {server.url}/servers: server closed the "
-        "connection (after 3 attempts). Check --cp-url (or CPX_URL), or try --demo to use the bundled simulator.\n"
+        "connection (after 3 attempts). Check --cp-url (or CPX_URL), or try --demo to use the "
+        "bundled simulator.\n"
     )
     assert server.request_paths["/servers"] == 3
 
