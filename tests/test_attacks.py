@@ -1,0 +1,123 @@
+"""Hostile input at the surfaces that take secrets and untrusted text: tokens and URLs typed
+before or after the command, config files holding Prometheus credentials, and URLs that
+cannot be parsed. Each must end in one `cli_devops: error:` line with the documented exit
+code, never exit 70, and never repeat a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cli_devops import config
+from cli_devops.config import ConfigError
+
+SECRET = "s3cr3tPASS"
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize("token", ["a b", "a\nb", "a\x1b[2Jb", "\x7f", "é"])
+@pytest.mark.parametrize("flag", ["--token", "--prometheus-token"])
+@pytest.mark.parametrize("before", [True, False])
+def test_a_token_that_cannot_go_in_a_header_is_refused_before_or_after_the_command(
+    cli, token, flag, before
+):
+    args = [flag, token, "--prometheus-url", "127.0.0.1:9"]
+    args = [*args, "status"] if before else ["status", *args]
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert "must be visible ASCII characters only" in result.stderr
+    assert token not in result.stderr
+
+
+def test_config_view_never_shows_the_prometheus_token_or_a_url_password(tmp_path, cli):
+    path = write(
+        tmp_path / "c.toml",
+        "[contexts.a]\n"
+        f'prometheus-token = "{SECRET}"\n'
+        f'prometheus-url = "https://reader:{SECRET}@127.0.0.1:9/prom"\n',
+    )
+    result = cli("--config", str(path), "config", "view")
+    assert result.exit_code == 0
+    assert SECRET not in result.stdout
+    assert result.stdout == (
+        "[contexts.a]\n"
+        'prometheus-token = "<redacted>"\n'
+        'prometheus-url = "https://reader:<redacted>@127.0.0.1:9/prom"\n'
+    )
+    assert SECRET not in repr(config.load(path))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [f'prometheus-token = "{SECRET}"', f'prometheus-url = "http://u:{SECRET}@127.0.0.1:9"'],
+)
+def test_prometheus_credentials_in_a_file_others_can_read_are_refused(tmp_path, line):
+    path = write(tmp_path / "c.toml", f"[contexts.a]\n{line}\n", 0o644)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert "chmod 600" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_adding_a_prometheus_token_to_a_file_others_can_read_is_refused(tmp_path, cli):
+    path = write(tmp_path / "c.toml", "[contexts.a]\n", 0o644)
+    result = cli("--config", str(path), "config", "set-context", "a", "--prometheus-token", SECRET)
+    assert result.exit_code == 2
+    assert "chmod 600" in result.stderr
+    assert SECRET not in path.read_text()
+
+
+def test_prometheus_token_can_be_read_from_stdin(tmp_path, cli, monkeypatch):
+    import io
+
+    path = tmp_path / "c.toml"
+    monkeypatch.setattr("sys.stdin", io.StringIO(SECRET + "\n"))
+    result = cli("--config", str(path), "config", "set-context", "a", "--prometheus-token", "-")
+    assert result.exit_code == 0, result.stderr
+    assert config.load(path).contexts["a"].values["prometheus-token"] == SECRET
+
+
+URLS = [
+    f"http://u:{SECRET}@[::1:1/",
+    f"http://u:{SECRET}@127.0.0.1:99999",
+    f"http://u:{SECRET}/x@127.0.0.1:1",
+    f"ftp://u:{SECRET}@127.0.0.1",
+    "http://[::1",
+    "http://[::1]:port",
+    "http://127.0.0.1:9/\x01x",
+]
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize("flag", ["--cp-url", "--prometheus-url"])
+def test_an_unusable_url_is_a_usage_error_that_never_repeats_a_password(cli, flag, url):
+    result = cli(flag, url, "status")
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith(f"cli_devops: error: {flag}: invalid URL")
+    assert result.stderr.count("\n") == 1
+    assert SECRET not in result.stderr
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(st.sampled_from("hu:/@[]%?#.19 \x01é"), max_size=30),
+    st.sampled_from(["", "http://", "https://"]),
+)
+def test_any_url_text_is_a_url_or_one_usage_error(url, scheme):
+    from cli_devops.client.settings import normalize_base_url
+    from cli_devops.errors import SettingError, UsageError
+    from cli_devops.sources.promql import prometheus_url
+
+    for parse in (normalize_base_url, prometheus_url):
+        try:
+            parse(scheme + url)
+        except (SettingError, UsageError):
+            pass
