@@ -86,11 +86,11 @@ class GlobalOption:
 
     def option(self, *, before_command: bool = False) -> click.Option:
         """The click option; before the command it takes no environment variable (the command
-        reads that), so an unusable variable never fails a command that does not use it."""
+        reads that), so an unusable variable never fails a command that does not use it. Its
+        check (a token's characters) runs wherever the value is typed."""
         attrs = dict(self.attrs)
         if before_command:
             attrs.pop("envvar", None)
-            attrs.pop("callback", None)
         return click.Option([self.flag], **attrs)
 
 
