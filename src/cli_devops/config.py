@@ -29,8 +29,10 @@ from cli_devops.errors import UsageError
 APP_NAME = "cli_devops"
 FILE_NAME = "config.toml"
 MAX_FILE_SIZE = 1024 * 1024
-SECRET_KEYS = frozenset({"token"})
+SECRET_KEYS = frozenset({"token", "prometheus-token"})
 REDACTED = "<redacted>"
+_URL_PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/?#@:]*:).*@", re.DOTALL)
+"""`scheme://user:` then the password up to the last `@` (a URL key's Basic auth)."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}")
 _TOML_POSITION = re.compile(r"\s*\(at line ([0-9]+), column [0-9]+\)$")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -47,6 +49,19 @@ def default_path(environ: Mapping[str, str]) -> Path:
     base = environ.get("XDG_CONFIG_HOME", "")
     root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
     return root / APP_NAME / FILE_NAME
+
+
+def shown(key: str, value: Scalar) -> Scalar:
+    """`value` as it may be printed: a secret key's value redacted, and a URL's password."""
+    if key in SECRET_KEYS:
+        return REDACTED
+    if isinstance(value, str) and key.endswith("url"):
+        return _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
+    return value
+
+
+def holds_secret(values: Mapping[str, Scalar]) -> bool:
+    return any(shown(key, value) != value for key, value in values.items())
 
 
 def check_name(name: str) -> str:
@@ -67,10 +82,8 @@ class Context:
     header_line: int = 0
 
     def __repr__(self) -> str:
-        shown = {
-            key: REDACTED if key in SECRET_KEYS else value for key, value in self.values.items()
-        }
-        return f"Context(name={self.name!r}, values={shown!r})"
+        values = {key: shown(key, value) for key, value in self.values.items()}
+        return f"Context(name={self.name!r}, values={values!r})"
 
 
 @dataclass(frozen=True)
@@ -144,7 +157,7 @@ def load(path: Path, *, required: bool = False) -> Config:
     except UnicodeDecodeError as err:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start})") from None
     config = parse(text, path)
-    if any(SECRET_KEYS & set(context.values) for context in config.contexts.values()):
+    if any(holds_secret(context.values) for context in config.contexts.values()):
         check_private(path, info.st_mode)
     return config
 
@@ -265,8 +278,7 @@ def render(config: Config) -> str:
             lines.append("")
         lines.append(f"[contexts.{_key(name)}]")
         for key, value in config.contexts[name].values.items():
-            shown: Scalar = REDACTED if key in SECRET_KEYS else value
-            lines.append(f"{_key(key)} = {_value(shown)}")
+            lines.append(f"{_key(key)} = {_value(shown(key, value))}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -302,7 +314,7 @@ def set_context(path: Path, name: str, values: Mapping[str, Scalar]) -> bool:
     table = contexts[name]
     for key, value in values.items():
         table[key] = value
-    if mode is not None and SECRET_KEYS & set(values):
+    if mode is not None and holds_secret(values):
         check_private(path, mode)
     _write(path, document, mode)
     return created

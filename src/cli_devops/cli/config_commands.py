@@ -144,8 +144,8 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
             continue
         if option.name == "ca_cert":
             value = os.path.realpath(value)
-        if option.name == "token" and value == "-":
-            value = _token_from_stdin()
+        if option.name in ("token", "prometheus_token") and value == "-":
+            value = _token_from_stdin(option.flag)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         values[option.flag[2:]] = value
@@ -169,13 +169,13 @@ def view(options: GlobalValues) -> int:
     return ExitStatus.OK
 
 
-def _token_from_stdin() -> str:
+def _token_from_stdin(flag: str) -> str:
     """`--token -`: the token from the first line of stdin, out of shell history and `ps`."""
     line = sys.stdin.readline(4096).strip()
     if not line or not all("!" <= char <= "~" for char in line):
         raise click.BadParameter(
             "the line read from stdin must be visible ASCII characters only (no spaces)",
-            param_hint="'--token'",
+            param_hint=f"'{flag}'",
         )
     return line
 
