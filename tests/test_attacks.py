@@ -116,8 +116,11 @@ def test_any_url_text_is_a_url_or_one_usage_error(url, scheme):
     from cli_devops.errors import SettingError, UsageError
     from cli_devops.sources.promql import prometheus_url
 
-    for parse in (normalize_base_url, prometheus_url):
+    for parse in (normalize_base_url, lambda text: prometheus_url(text)[0]):
         try:
-            parse(scheme + url)
-        except (SettingError, UsageError):
-            pass
+            base = parse(scheme + url)
+        except (SettingError, UsageError) as err:
+            assert str(err).isprintable()
+        else:
+            assert base.startswith(("http://", "https://"))
+            assert base.isprintable()

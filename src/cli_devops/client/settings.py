@@ -28,14 +28,15 @@ def normalize_base_url(raw: str) -> str:
         text = "http://" + text
     if not text.isprintable():
         raise SettingError("url", ": it has control characters")
+    if "@" in text.partition("://")[2].partition("?")[0].partition("#")[0]:
+        # Before parsing: `user:pa/ss@host` splits at the `/`, and the message would show `pa`.
+        raise SettingError(
+            "url", ": credentials (user:password@) are not accepted in the URL; use a token"
+        )
     try:
         parts = urlsplit(text)
     except ValueError:
         raise SettingError("url", _invalid(raw, _port_problem(text))) from None
-    if "@" in parts.netloc:
-        raise SettingError(
-            "url", ": credentials (user:password@) are not accepted in the URL; use a token"
-        )
     try:
         port = parts.port
     except ValueError:
@@ -64,7 +65,10 @@ def _invalid(raw: str, reason: str) -> str:
 
 def _port_problem(url: str) -> str:
     """Why urlsplit refused `url`, said plainly (its own messages name its internals)."""
-    netloc = urlsplit(url).netloc
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:  # an unclosed IPv6 bracket, which fails the split itself
+        return "expected http://HOST:PORT, an IPv6 address in brackets"
     port = netloc.rpartition("]")[2].rpartition(":")[2] if ":" in netloc else ""
     if port and not port.isdigit():
         return f"port {port!r} is not a number"
