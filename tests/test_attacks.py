@@ -5,6 +5,7 @@ code, never exit 70, and never repeat a secret."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,40 @@ def test_any_url_text_is_a_url_or_one_usage_error(url, scheme):
         else:
             assert base.startswith(("http://", "https://"))
             assert base.isprintable()
+
+
+@pytest.fixture(scope="module")
+def prometheus():
+    from .test_prometheus_bad_input import FakePrometheus
+
+    server = FakePrometheus()
+    yield server
+    server.stop()
+
+
+huge_integers = st.one_of(
+    st.integers(), st.integers(min_value=10**300, max_value=10**4000), st.just(-(10**400))
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(moment=huge_integers, where=st.sampled_from(["vector", "matrix"]))
+def test_a_sample_time_of_any_integer_is_exit_3_or_read(prometheus, cli, moment, where):
+    """A JSON integer too large for a float (400 digits) exited 70."""
+    from .test_prometheus_bad_input import answer, target_matrix
+
+    now = time.time()
+    labels = {"ip": "10.0.0.1", "cpx_service": "S", "instance": "t:1", "job": "cpx"}
+    vector = [{"metric": labels, "value": [now, "0.5"]}]
+    prometheus.raw = None
+    prometheus.matrix = target_matrix(now)
+    prometheus.vector = answer(vector, "vector")
+    if where == "vector":
+        vector[0]["value"][0] = moment
+        prometheus.vector = answer(vector, "vector")
+    else:
+        points = [[moment, "1"]]
+        prometheus.matrix = answer([{"metric": labels, "values": points}], "matrix")
+    outcome = cli("--prometheus-url", prometheus.url, "--retries", "0", "services", "-o", "json")
+    assert outcome.exit_code in (0, 3), outcome.stderr
+    assert len(outcome.stderr.splitlines()) <= 1
