@@ -201,6 +201,8 @@ def _point(value: object) -> tuple[float, float]:
     timestamp, text = value
     if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
         raise PayloadError("a sample's time is not a number")
+    if not -1e11 < timestamp < 1e11:  # compared as given: a 400-digit integer has no float
+        raise PayloadError("a sample's time is out of range")
     moment = float(timestamp)
     if not math.isfinite(moment) or not 0 <= moment < 1e11:
         raise PayloadError("a sample's time is out of range")
