@@ -162,3 +162,34 @@ def test_a_sample_time_of_any_integer_is_exit_3_or_read(prometheus, cli, moment,
     outcome = cli("--prometheus-url", prometheus.url, "--retries", "0", "services", "-o", "json")
     assert outcome.exit_code in (0, 3), outcome.stderr
     assert len(outcome.stderr.splitlines()) <= 1
+
+
+@pytest.mark.parametrize("fifo_at", ["web.yml", "server.crt", "server.key", "ca.crt"])
+def test_a_fifo_in_the_web_config_fails_at_start_instead_of_hanging(tmp_path, fifo_at):
+    """Opening a FIFO blocks until a writer comes: a web config file, certificate or key that
+    is one hung the exporter before it served."""
+    import os
+
+    import trustme
+
+    from .conftest import run_process
+
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "server.crt"))
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.crt"))
+    (tmp_path / "web.yml").write_text(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+        "  client_ca_file: ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n"
+    )
+    (tmp_path / fifo_at).unlink()
+    os.mkfifo(tmp_path / fifo_at)
+    result = run_process(
+        "--demo", "exporter", "--listen", "127.0.0.1:0",
+        "--web.config.file", str(tmp_path / "web.yml"), timeout=30,
+    )  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("cli_devops: error: ")
+    assert "is not a regular file" in result.stderr
+    assert result.stderr.count("\n") == 1
