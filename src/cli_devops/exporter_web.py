@@ -22,9 +22,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import re
 import socket
 import ssl
+import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,7 +87,11 @@ def load_web_config(path: Path) -> WebConfig:
     import yaml
 
     try:
-        with path.open("rb") as file:
+        # Non-blocking, so a FIFO at the path cannot hang the start; only regular files are read.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise WebConfigError(f"web config file {path} is not a regular file")
             data = file.read(MAX_FILE_SIZE + 1)
     except OSError as err:
         raise WebConfigError(f"cannot read web config file {path}: {err.strerror or err}") from None
@@ -164,6 +170,8 @@ def _tls_context(section: object, path: Path) -> ssl.SSLContext:
         _version(config, "max_version", path) or ssl.TLSVersion.MAXIMUM_SUPPORTED
     )
     try:
+        _check_regular(base / cert)
+        _check_regular(base / key)
         context.load_cert_chain(base / cert, base / key, password=_no_password)
     except (OSError, ssl.SSLError, ValueError, WebConfigError) as err:
         raise WebConfigError(
@@ -186,13 +194,24 @@ def _tls_context(section: object, path: Path) -> ssl.SSLContext:
         raise WebConfigError(f"{path}: client_auth_type {auth} needs a client_ca_file")
     if ca is not None:
         try:
+            _check_regular(base / ca)
             context.load_verify_locations(base / ca)
-        except (OSError, ssl.SSLError) as err:
+        except (OSError, ssl.SSLError, WebConfigError) as err:
             raise WebConfigError(
                 f"{path}: cannot load client_ca_file {ca!r}: {_reason(err)}"
             ) from None
     context.verify_mode = _CLIENT_AUTH[auth]
     return context
+
+
+def _check_regular(file: Path) -> None:
+    """Loading a FIFO blocks until a writer comes: only regular files are loaded."""
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return  # the load says why
+    if not stat.S_ISREG(mode):
+        raise WebConfigError(f"{file.name} is not a regular file")
 
 
 def _no_password() -> bytes:
