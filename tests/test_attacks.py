@@ -193,3 +193,38 @@ def test_a_fifo_in_the_web_config_fails_at_start_instead_of_hanging(tmp_path, fi
     assert result.stderr.startswith("cli_devops: error: ")
     assert "is not a regular file" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+RECORDED = (
+    '{"time": "%s", "instances": [{"ip": "10.0.0.1", "service": "S", "cpu": 61, "memory": 40,'
+    ' "error": null}], "error": null}'
+)
+
+
+@given(
+    st.datetimes(timezones=st.timezones() | st.just(None)).map(lambda moment: moment.isoformat())
+    | st.sampled_from(["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
+)
+def test_a_recorded_time_is_refused_or_one_the_console_can_show(text):
+    from cli_devops.errors import PayloadError
+    from cli_devops.top.recording import decode
+
+    try:
+        moment = decode(RECORDED % text).time
+    except PayloadError as err:
+        assert str(err) == "time is not a timestamp"
+    else:
+        moment.timestamp()
+        moment.astimezone().strftime("%H:%M:%S")
+
+
+def test_a_recording_at_the_ends_of_time_is_skipped_not_a_crash(tmp_path):
+    """A time of year 1 at +23:59 is before 1970 in UTC: the console raised OverflowError."""
+    from .test_top_recording import replay
+
+    path = tmp_path / "odd.jsonl"
+    lines = ["0001-01-01T00:00:00+23:59", "2026-12-04T03:00:00Z", "9999-12-31T23:59:59-23:59"]
+    path.write_text("".join(RECORDED % text + "\n" for text in lines))
+    fleet, _, header = replay(str(path))
+    assert "poll 1 of 1" in header
+    assert "2 lines of the recording skipped" in header
