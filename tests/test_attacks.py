@@ -225,6 +225,7 @@ def test_a_recording_at_the_ends_of_time_is_skipped_not_a_crash(tmp_path):
     path = tmp_path / "odd.jsonl"
     lines = ["0001-01-01T00:00:00+23:59", "2026-12-04T03:00:00Z", "9999-12-31T23:59:59-23:59"]
     path.write_text("".join(RECORDED % text + "\n" for text in lines))
-    fleet, _, header = replay(str(path))
+    fleet, _, header = replay(str(path), drill=False)
+    assert [line.split()[1] for line in fleet[1:]] == ["S"]
     assert "poll 1 of 1" in header
     assert "2 lines of the recording skipped" in header

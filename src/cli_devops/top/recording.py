@@ -113,6 +113,12 @@ def _time(value: object) -> datetime:
         raise PayloadError("time is not a timestamp") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
+    try:  # year 1 at +23:59 is before year 1 in UTC: the console could not show it
+        moment.astimezone(timezone.utc)
+        moment.astimezone()
+        moment.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise PayloadError("time is not a timestamp") from None
     return moment
 
 
