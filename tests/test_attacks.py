@@ -229,3 +229,38 @@ def test_a_recording_at_the_ends_of_time_is_skipped_not_a_crash(tmp_path):
     assert [line.split()[1] for line in fleet[1:]] == ["S"]
     assert "poll 1 of 1" in header
     assert "2 lines of the recording skipped" in header
+
+
+def test_a_recording_line_longer_than_the_cap_is_skipped_without_reading_it_whole(tmp_path):
+    import tracemalloc
+
+    from cli_devops.top import command, recording
+
+    path = tmp_path / "huge.jsonl"
+    good = RECORDED % "2026-12-04T03:00:00Z"
+    with path.open("w") as out:
+        out.write(good + "\n" + "x" * (recording.MAX_LINE * 3) + "\n" + good + "\n")
+    tracemalloc.start()
+    try:
+        loaded = command.load_recording(str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (len(loaded.readings), loaded.skipped) == (2, 1)
+    assert peak < recording.MAX_LINE * 2
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_recording_that_is_not_a_regular_file_is_a_usage_error(tmp_path, special):
+    """`--replay /dev/zero` read forever into memory; a FIFO hung before the console opened."""
+    import os
+
+    from cli_devops.errors import UsageError
+    from cli_devops.top import command
+
+    path = special
+    if special == "fifo":
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
+    with pytest.raises(UsageError, match="is not a regular file"):
+        command.load_recording(path)
