@@ -6,6 +6,8 @@ it.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 from cli_devops.errors import ExitStatus, UsageError
 from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY
-from cli_devops.top.recording import Recorder, Recording, read_recording
+from cli_devops.top.recording import Recorder, Recording, bounded_lines, read_recording
 from cli_devops.top.state import FleetState
 
 if TYPE_CHECKING:
@@ -49,8 +51,12 @@ class TopOptions:
 
 def load_recording(path: str) -> Recording:
     try:
-        with Path(path).open("rb") as stream:
-            return read_recording(stream)
+        # Non-blocking, so a FIFO cannot hang the start; only regular files are read.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UsageError(f"cannot read the recording {path}: it is not a regular file")
+            return read_recording(bounded_lines(stream))
     except OSError as err:
         raise UsageError(f"cannot read the recording {path}: {err.strerror or err}") from None
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from cli_devops.errors import PayloadError
 from cli_devops.model import Instance, parse_percent, parse_service
@@ -25,6 +25,9 @@ from cli_devops.top.source import Reading
 
 MAX_REASON = 1000
 """Longest error reason kept from a recording."""
+MAX_LINE = 64 * 1024 * 1024
+"""Longest line read: a poll of 100,000 instances is about 10 MiB; a longer line is skipped
+unread, so a file without line breaks cannot fill the memory."""
 
 
 def encode(reading: Reading) -> str:
@@ -81,6 +84,23 @@ def read_recording(lines: Iterable[bytes]) -> Recording:
         except (PayloadError, UnicodeDecodeError):
             skipped += 1
     return Recording(readings, skipped)
+
+
+def bounded_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of `stream`, a line longer than MAX_LINE given as one invalid line instead."""
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE:
+            del line
+            while True:  # the rest of the line, a small piece at a time
+                piece = stream.readline(64 * 1024)
+                if not piece or piece.endswith(b"\n"):
+                    break
+            yield b"{too long}\n"
+        else:
+            yield line
 
 
 def decode(line: str) -> Reading:
