@@ -267,3 +267,18 @@ def test_a_recording_that_is_not_a_regular_file_is_a_usage_error(tmp_path, speci
         os.mkfifo(path)
     with pytest.raises(UsageError, match="is not a regular file"):
         command.load_recording(path)
+
+
+@pytest.mark.parametrize(
+    "line", ["cli_devops --context ", "cli_devops config use-context ", "cli_devops status --context "]
+)
+def test_completion_never_offers_a_context_name_a_shell_would_split_or_a_terminal_obey(
+    tmp_path, line
+):
+    from .test_completion import complete
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[contexts.ok]\n[contexts."b\\u001b[2J"]\n[contexts."c d"]\n[contexts."e\\nf"]\n'
+    )
+    assert complete(line, CPX_CONFIG=str(path))[0] == ["ok"]
