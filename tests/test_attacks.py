@@ -270,7 +270,8 @@ def test_a_recording_that_is_not_a_regular_file_is_a_usage_error(tmp_path, speci
 
 
 @pytest.mark.parametrize(
-    "line", ["cli_devops --context ", "cli_devops config use-context ", "cli_devops status --context "]
+    "line",
+    ["cli_devops --context ", "cli_devops config use-context ", "cli_devops status --context "],
 )
 def test_completion_never_offers_a_context_name_a_shell_would_split_or_a_terminal_obey(
     tmp_path, line

@@ -111,8 +111,12 @@ def typed(ctx: click.Context, name: str) -> Any:
 
 
 def context_names(config_file: str | None) -> list[str]:
-    """The context names of the file, for completion: nothing when it cannot be read."""
+    """The context names of the file, for completion: nothing when it cannot be read, and
+    never a name a shell would split or a terminal would obey (a hand-edited file may hold one)."""
     try:
-        return sorted(read_config(config_file).contexts)
+        names = read_config(config_file).contexts
+        return sorted(
+            name for name in names if name.isprintable() and not any(c.isspace() for c in name)
+        )
     except Exception:  # completion must never fail the shell; it offers nothing instead
         return []
