@@ -283,3 +283,15 @@ def test_completion_never_offers_a_context_name_a_shell_would_split_or_a_termina
         '[contexts.ok]\n[contexts."b\\u001b[2J"]\n[contexts."c d"]\n[contexts."e\\nf"]\n'
     )
     assert complete(line, CPX_CONFIG=str(path))[0] == ["ok"]
+
+
+@pytest.mark.parametrize(("key", "value"), [("retries", "1.5"), ("concurrency", "2.5")])
+def test_a_fraction_for_a_whole_number_in_a_context_is_refused(cli, tmp_path, key, value):
+    """`--retries 1.5` is refused on the command line; in a context it became 1 silently."""
+    path = write(tmp_path / "c.toml", f"[contexts.a]\ndemo = true\n{key} = {value}\n")
+    result = cli("--config", str(path), "--context", "a", "status")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"cli_devops: error: {path}, line 3: context 'a', key '{key}': "
+        f"{value} is not a whole number\n"
+    )
