@@ -87,6 +87,12 @@ def convert(
             raw = str(config.path.parent / Path(raw).expanduser())
         if isinstance(option.type, click.types.StringParamType) and not isinstance(raw, str):
             raise config.invalid(context, key, "must be a string")
+        if (
+            isinstance(option.type, click.types.IntParamType)
+            and isinstance(raw, float)
+            and not raw.is_integer()
+        ):  # click would truncate it; the command line refuses it
+            raise config.invalid(context, key, f"{raw!r} is not a whole number")
         ctx = click.Context(click.Command("config"))
         try:
             value = option.type_cast_value(ctx, raw)
