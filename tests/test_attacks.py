@@ -295,3 +295,14 @@ def test_a_fraction_for_a_whole_number_in_a_context_is_refused(cli, tmp_path, ke
         f"cli_devops: error: {path}, line 3: context 'a', key '{key}': "
         f"{value} is not a whole number\n"
     )
+
+
+@pytest.mark.parametrize("listen", ["1.2.3.4.5:1", "999.0.0.1:1"])
+def test_an_address_that_does_not_resolve_says_why(listen):
+    """getaddrinfo's errors have negative numbers: they read `Unknown error -2`."""
+    from .conftest import run_process
+
+    result = run_process("--demo", "exporter", "--listen", listen, timeout=30)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"cli_devops: error: cannot listen on {listen}: ")
+    assert "Unknown error" not in result.stderr
