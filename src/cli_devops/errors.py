@@ -39,7 +39,9 @@ class CannotListen(UsageError):
     """A server command could not bind its address (in use, not on this machine, no rights)."""
 
     def __init__(self, address: str, error: OSError) -> None:
-        reason = os.strerror(error.errno) if error.errno else (error.strerror or str(error))
+        # getaddrinfo's errors have negative numbers, which os.strerror does not know
+        number = error.errno or 0
+        reason = os.strerror(number) if number > 0 else (error.strerror or str(error))
         super().__init__(f"cannot listen on {address}: {reason}")
 
 
