@@ -5,6 +5,7 @@ code, never exit 70, and never repeat a secret."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -306,3 +307,58 @@ def test_an_address_that_does_not_resolve_says_why(listen):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"cli_devops: error: cannot listen on {listen}: ")
     assert "Unknown error" not in result.stderr
+
+
+duration_text = st.one_of(
+    st.text(st.sampled_from("0123456789.hms mun_eE+-\x1b"), max_size=12),
+    st.text(max_size=8),
+    st.sampled_from(["1m30s", "1s500ms", "1h", ".5", "1.", "1e3", "nan", "inf", "9" * 80]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    text=duration_text,
+    flag=st.sampled_from(["--timeout", "--deadline"]),
+    before=st.booleans(),
+)
+def test_any_duration_text_on_the_command_line_is_a_value_or_a_usage_error(cli, text, flag, before):
+    from .test_contexts import closed_port_url
+
+    url = closed_port_url()
+    options = ["--cp-url", url, "--retries", "0", f"{flag}={text}"]
+    result = cli(*options, "services") if before else cli("services", *options)
+    assert result.exit_code in (2, 3), result.stderr
+    assert "Traceback" not in result.stderr
+    if result.exit_code == 3:
+        assert result.stderr.startswith("cli_devops: error: cannot read the CPX API at ")
+
+
+toml_values = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(),
+    st.booleans(),
+    duration_text,
+).map(lambda value: json.dumps(value) if not isinstance(value, float) else repr(value))
+context_keys = st.sampled_from(
+    ["timeout", "deadline", "retries", "concurrency", "cpu-threshold", "mem-threshold",
+     "cp-url", "token", "prometheus-selector", "strict", "insecure", "ca-cert"]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(key=context_keys, value=toml_values)
+def test_any_value_of_any_key_in_a_context_is_used_or_one_usage_error(cli, tmp_path, key, value):
+    from .test_contexts import closed_port_url
+
+    path = tmp_path / "any.toml"
+    path.write_text(
+        f'[contexts.a]\ncp-url = "{closed_port_url()}"\nretries = 0\n{key} = {value}\n'
+        if key not in ("cp-url", "retries")
+        else f"[contexts.a]\n{key} = {value}\n"
+    )
+    path.chmod(0o600)
+    result = cli("--config", str(path), "--context", "a", "--timeout", "2", "status")
+    assert result.exit_code in (2, 3), result.stderr
+    assert result.stderr.startswith("cli_devops: "), result.stderr
+    assert "Traceback" not in result.stderr
