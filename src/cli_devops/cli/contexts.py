@@ -85,7 +85,8 @@ def convert(
             raise config.invalid(context, key, f"must be a {option.type.name}, not true/false")
         if key in PATH_KEYS and isinstance(raw, str):
             raw = str(config.path.parent / Path(raw).expanduser())
-        if isinstance(option.type, click.types.StringParamType) and not isinstance(raw, str):
+        strings = (click.types.StringParamType, click.Path)
+        if isinstance(option.type, strings) and not isinstance(raw, str):
             raise config.invalid(context, key, "must be a string")
         if (
             isinstance(option.type, click.types.IntParamType)
