@@ -379,4 +379,4 @@ def test_all_contexts_of_a_large_file_are_read_in_time_linear_in_the_file(cli, t
     assert result.stderr.splitlines()[-1] == (
         "cli_devops: error: none of the 2000 contexts could be read"
     )
-    assert elapsed < 20, elapsed
+    assert elapsed < 30, elapsed  # 6 s here

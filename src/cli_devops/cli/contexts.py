@@ -51,14 +51,19 @@ def read_config(given: str | None) -> Config:
 
 
 def select(
-    config_file: str | None, context_name: str | None, options: Mapping[str, click.Option]
+    config_file: str | None,
+    context_name: str | None,
+    options: Mapping[str, click.Option],
+    config: Config | None = None,
 ) -> Selected | None:
     """The context chosen by `context_name`, else the file's current-context, else None.
 
     `options` maps each key (`cp-url`) to its option; every key of the context is checked, even
     those the command does not use, so a mistake shows at once, not on some later command.
+    `config`, when given, is the file already read (`--all-contexts` reads it once).
     """
-    config = read_config(config_file)
+    if config is None:
+        config = read_config(config_file)
     context = config.selected(context_name)
     if context is None:
         return None

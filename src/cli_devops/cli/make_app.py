@@ -87,7 +87,9 @@ def make_apps(ctx: click.Context, options: GlobalValues) -> list[tuple[str, App]
         raise UsageError(
             f"no contexts in {config.path}; add one with: cli_devops config set-context"
         )
-    return [(name, make_app(ctx, with_context(base, name))) for name in sorted(config.contexts)]
+    return [
+        (name, make_app(ctx, with_context(base, name, config))) for name in sorted(config.contexts)
+    ]
 
 
 def _prometheus_settings(options: GlobalValues, cpx: ClientSettings) -> PrometheusSettings | None:

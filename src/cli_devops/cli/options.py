@@ -13,7 +13,7 @@ import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -26,6 +26,9 @@ from cli_devops.settings import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
 )
+
+if TYPE_CHECKING:
+    from cli_devops.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -280,15 +283,17 @@ def merge(ctx: click.Context, local: Mapping[str, Any]) -> GlobalValues:
     return with_context(base, values["context"]) if "context" in local else base
 
 
-def with_context(base: GlobalValues, context: str | None) -> GlobalValues:
+def with_context(
+    base: GlobalValues, context: str | None, config: Config | None = None
+) -> GlobalValues:
     """`base` with what was set nowhere (command line, environment) taken from `context` (or
     the config file's current one when None), and `values["context"]` the name of the context
-    in use (None without one)."""
+    in use (None without one). `config` is the file when already read."""
     from cli_devops.cli.contexts import select
 
     values, given_as = dict(base.values), dict(base.given_as)
     keys = {option.flag[2:]: option.option() for option in GLOBALS}
-    selected = select(values["config"], context, keys)
+    selected = select(values["config"], context, keys, config)
     values["context"] = None if selected is None else selected.context.name
     if selected is not None:
         for name, value in selected.values.items():
