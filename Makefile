@@ -1,16 +1,22 @@
 # Task runner. `make` (= `make check`) sets up .venv with the test extras, installs Prometheus
 # (Debian package, for the exporter tests), wrk (for the benchmark's simulator capacity row) and
 # tmux (a real terminal for the full-screen tests) when they are missing, and runs lint, types and
-# tests.
+# every test. `make test` is the fast loop: every test not marked `slow` or `system`, with no
+# Debian package needed. Both spread the tests over every core (pytest-xdist).
 VENV ?= .venv
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: check prometheus wrk tmux demo sdist-check man
+.PHONY: check test prometheus wrk tmux demo sdist-check man
 .DEFAULT_GOAL := check
 
+WORKERS ?= auto
+
 check: $(VENV)/.installed prometheus wrk tmux
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(WORKERS)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -n $(WORKERS) -m "not slow and not system"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

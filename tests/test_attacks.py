@@ -346,6 +346,7 @@ context_keys = st.sampled_from(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(key=context_keys, value=toml_values)
 def test_any_value_of_any_key_in_a_context_is_used_or_one_usage_error(cli, tmp_path, key, value):
@@ -364,6 +365,7 @@ def test_any_value_of_any_key_in_a_context_is_used_or_one_usage_error(cli, tmp_p
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_all_contexts_of_a_large_file_are_read_in_time_linear_in_the_file(tmp_path):
     """Each context re-read the whole file: 2,000 contexts took 48 s, and the 30,000 a 1 MiB
     file holds would take hours. In a process of its own: its 2,000 reads in this process left

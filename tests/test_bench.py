@@ -14,6 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 
 

@@ -48,6 +48,7 @@ def complete(line: str, shell: str = "bash", **env: str) -> tuple[list[str], flo
     return lines, elapsed
 
 
+@pytest.mark.slow
 def test_track_completes_service_names_from_the_api(sim):
     assert complete(f"cli_devops --cp-url {sim.url} track ")[0] == SERVICES
     assert complete(f"cli_devops track --cp-url {sim.url} Us")[0] == ["UserService"]

@@ -278,6 +278,7 @@ def three_contexts(config_file) -> Path:
     return config_file
 
 
+@pytest.mark.slow
 def test_status_of_every_context_with_one_down(cli, three_contexts):
     result = cli("--config", str(three_contexts), "status", "--all-contexts", "-o", "json")
     assert result.exit_code == 1  # a flagged service in some context

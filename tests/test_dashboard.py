@@ -17,11 +17,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from cli_devops.client import ClientSettings
 from cli_devops.exporter import Exporter, Shard, shard_of
 from cli_devops.simulator import Fleet, SimulatorServer
 
 from .scraping import expected_samples, query, running_prometheus
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "cpx-fleet.json"
 SHARDS = 2

@@ -265,6 +265,7 @@ def test_a_scrape_joining_a_slow_read_keeps_its_own_deadline(small_fleet_gated):
     assert running.reader.reads_started == 2  # a 60 s read does not fit a 1 s scrape
 
 
+@pytest.mark.slow
 def test_the_scrape_timeout_header_bounds_the_read(small_fleet_gated):
     slow = {"/10.0.0.7", "/10.0.0.8", "/10.0.0.9"}  # every GeoService instance hangs
     cpx, running = small_fleet_gated(*slow)

@@ -105,6 +105,7 @@ def test_a_scraper_with_a_tiny_timeout_cannot_make_other_scrapes_report_cpx_down
     assert [read_count(found) for found in results] == [20] * 10
 
 
+@pytest.mark.slow
 def test_a_scraper_with_a_huge_timeout_cannot_make_others_wait(exporter_for):
     hung = {f"/{ip}" for ip in ips(20)[:5]}
 
@@ -130,6 +131,7 @@ def test_a_scraper_with_a_huge_timeout_cannot_make_others_wait(exporter_for):
         assert seconds < 3 * 3
 
 
+@pytest.mark.slow
 def test_the_limit_learned_across_scrapes_does_not_collapse_on_deadline_cuts(exporter_for):
     # A 1 s API and a 2 s scrape timeout (1.5 s to read): most requests of every scrape are cut
     # by its deadline. Counted as congestion they shrank the limit scrape after scrape (instances
@@ -151,6 +153,7 @@ def test_deadline_caps_every_scrape(exporter_for):
     assert seconds < 1 + 4
 
 
+@pytest.mark.slow
 def test_a_huge_fleet_scrape_answers_within_its_timeout_with_a_small_body(exporter_for):
     with HostileCpx(ips(200_000), hang) as api:
         exporter = exporter_for(api.url)

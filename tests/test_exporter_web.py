@@ -47,6 +47,9 @@ from .scraping import (
 
 PASSWORD = "correct horse"
 # Cost 4 keeps the tests fast; the $2y$ prefix is what htpasswd -B writes.
+FIXED_HASH = "$2y$04$vohCPwOLTPhf.V4j/oDdFuPVru/AlN2VNFCnwYKGnWUJAryFgt8rm"
+"""A hash fixed in the source, for parametrized cases: their ids must be the same in every
+test worker."""
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode().replace("$2b$", "$2y$", 1)
 
 
@@ -198,7 +201,7 @@ def test_client_certificates_when_required(sim, certs, ca):
         ("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n"
          "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n", "cipher_suites is not supported"),
         ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice is not a bcrypt hash"),
-        ("basic_auth_users:\n  'a:b': " + HASH + "\n", "invalid user name 'a:b'"),
+        ("basic_auth_users:\n  'a:b': " + FIXED_HASH + "\n", "invalid user name 'a:b'"),
         ("basic_auth_users: [alice]\n", "basic_auth_users must be a mapping"),
         ("http_server_config:\n  headers: {X-Frame-Options: deny}\n",
          "http_server_config.headers is not supported"),
@@ -287,6 +290,8 @@ def test_basic_auth_with_a_nul_byte_or_unknown_user_fails_quietly():
     assert auth.check("Basic " + base64.b64encode(b"u:" + PASSWORD.encode()).decode())
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_real_prometheus_scrapes_over_tls_with_basic_auth(sim, certs, tmp_path):
     exporter = Exporter(ClientSettings(sim.url))
     exporter.web = load_web_config(web_file(certs, TLS_AND_AUTH))

@@ -33,6 +33,8 @@ def in_terminal(*args: str) -> tuple[int, str]:
     return int(child.exitstatus or 0), ANSI.sub("", output)
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_a_long_read_shows_its_progress_on_a_terminal_and_erases_it():
     with HostileCpx(ips(120), slow(0.05)) as api:
         code, output = in_terminal("--cp-url", api.url, "--concurrency", "2", "services")
@@ -44,6 +46,8 @@ def test_a_long_read_shows_its_progress_on_a_terminal_and_erases_it():
     assert output.rstrip().splitlines()[-1].startswith("120 instances: 120 healthy")
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_a_hung_listing_says_which_attempt_it_is_on():
     with HostileCpx([], servers_reply=Reply("hang")) as api:
         code, output = in_terminal(
@@ -57,6 +61,8 @@ def test_a_hung_listing_says_which_attempt_it_is_on():
     assert expected in output
 
 
+@pytest.mark.slow
+@pytest.mark.system
 @pytest.mark.parametrize(
     "how", ["json in a terminal", "table with stderr piped", "debug in a terminal"]
 )
@@ -95,6 +101,8 @@ def test_the_line_says_what_was_read_failed_and_retried(progress, line):
     assert describe(progress, 3.2) == line
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_the_line_is_gone_from_the_screen_when_the_table_is_shown(tmp_path):
     """In a real terminal (tmux): what is left on the screen is the table, not the progress."""
     with HostileCpx(ips(80), slow(0.05)) as api:

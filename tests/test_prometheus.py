@@ -15,10 +15,14 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
+import pytest
+
 from cli_devops.client import ClientSettings
 from cli_devops.exporter import Exporter, Shard, shard_of
 
 from .scraping import get, query, running_prometheus, samples, tool
+
+pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"

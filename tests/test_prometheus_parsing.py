@@ -109,6 +109,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(
     metric=st.one_of(json_values, st.dictionaries(st.text(max_size=6), json_values, max_size=3)),
@@ -134,6 +135,7 @@ def test_any_bytes_are_read_or_rejected_with_a_reason(body):
             parse(body)
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(metric=st.dictionaries(st.text(max_size=6), json_values, max_size=4), value=json_values)
 def test_the_instance_parser_agrees_with_the_general_one(metric, value):

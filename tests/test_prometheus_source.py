@@ -104,6 +104,8 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_the_fleet_from_prometheus_is_the_fleet_from_cpx(scraped):
     direct = fetch_snapshot(ClientSettings(scraped.sim.url))
     read = fetch_fleet(scraped.settings())
@@ -113,6 +115,7 @@ def test_the_fleet_from_prometheus_is_the_fleet_from_cpx(scraped):
     assert len(direct.instances) == 124
 
 
+@pytest.mark.system
 def test_a_selector_picks_the_fleet(scraped, cli):
     assert fetch_fleet(scraped.settings(selector='{job="cpx"}')).snapshot.instances
     url = scraped.prometheus.url
@@ -126,6 +129,8 @@ def test_a_selector_picks_the_fleet(scraped, cli):
     ), result.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_a_moment_in_the_past_reads_the_fleet_as_it_was(scraped):
     scraped.wait_for_history(3)
     before = fetch_fleet(scraped.settings()).snapshot
@@ -149,6 +154,8 @@ def test_a_moment_in_the_past_reads_the_fleet_as_it_was(scraped):
     scraped.ready.append(time.time())
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_a_stopped_shard_makes_its_instances_unknown_naming_the_target(tmp_path, cli):
     fleet = drift_free_fleet()
     fleet.instances["10.0.9.5"] = SimInstance("OddService", 1, 1, status=500)
@@ -207,6 +214,7 @@ def test_a_stopped_shard_makes_its_instances_unknown_naming_the_target(tmp_path,
     )
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     "command",
     [["services"], ["services", "--sort", "cpu"], ["status"], ["status", "--min-healthy", "3"],
@@ -225,6 +233,7 @@ def test_the_commands_answer_from_prometheus_as_from_cpx(scraped, cli, command):
     assert table.stdout == cli("--cp-url", scraped.sim.url, *command).stdout
 
 
+@pytest.mark.system
 def test_the_url_can_come_from_the_environment(scraped, cli, monkeypatch):
     monkeypatch.setenv("CPX_PROMETHEUS_URL", scraped.prometheus.url)
     result = cli("--cp-url", "http://127.0.0.1:9", "status", "-o", "json")
@@ -232,6 +241,8 @@ def test_the_url_can_come_from_the_environment(scraped, cli, monkeypatch):
     assert result.stdout == cli("--cp-url", scraped.sim.url, "status", "-o", "json").stdout
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_track_polls_from_prometheus_as_from_cpx(scraped, cli):
     args = ("track", "OddService", "--count", "3", "--interval", "0.5", "--history", "1")
     direct = cli("--cp-url", scraped.sim.url, *args, "-o", "json")
@@ -249,6 +260,7 @@ def test_track_polls_from_prometheus_as_from_cpx(scraped, cli):
     assert [narrowed in line for line in cpu_queries] == [False, True, True]  # after the first
 
 
+@pytest.mark.system
 def test_track_opens_with_the_history_window_filled(scraped, cli):
     scraped.wait_for_history(6)
     result = cli("--prometheus-url", scraped.prometheus.url, "track", "OddService",
@@ -281,6 +293,7 @@ def test_an_unreachable_prometheus_is_exit_3_in_one_line(cli):
     )
 
 
+@pytest.mark.system
 def test_at_reads_the_fleet_as_it_was_then(scraped, cli):
     url = scraped.prometheus.url
     # Two seconds back: a scrape that reads the change below is stamped at its start, which may
@@ -330,6 +343,8 @@ def test_prometheus_options_in_the_wrong_shape_are_usage_errors(cli, args, messa
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_track_live_view_opens_with_full_sparklines(scraped):
     scraped.wait_for_history(7)
     child, transcript = spawn_track(
@@ -353,6 +368,7 @@ def test_track_live_view_opens_with_full_sparklines(scraped):
     ]  # fmt: skip
 
 
+@pytest.mark.system
 def test_top_opens_with_full_sparklines(scraped):
     from cli_devops.health import Thresholds
     from cli_devops.top.feed import LiveFeed
@@ -381,6 +397,7 @@ def test_top_opens_with_full_sparklines(scraped):
     assert len(state.track.tracks) == len(scraped.fleet.instances)
 
 
+@pytest.mark.system
 def test_a_context_can_name_the_prometheus_to_read(scraped, cli, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(

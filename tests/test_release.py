@@ -34,7 +34,7 @@ FAST_TESTS = (
     "tests/test_prometheus.py::test_promtool_check_config",
 )
 
-pytestmark = pytest.mark.release
+pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 
 def _run(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:

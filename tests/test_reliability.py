@@ -129,6 +129,7 @@ def timed(*args: str, timeout: float = 120) -> tuple[float, subprocess.Completed
     return time.monotonic() - started, done
 
 
+@pytest.mark.slow
 def test_a_hung_fleet_ends_in_attempts_times_timeout_not_n_times_timeout():
     # 150 hung instances, 1 s timeout, 1 retry: about 2 s of attempts (plus launch and
     # start-up), where a limit collapsing to 1 took N x timeout (150 s).
@@ -142,6 +143,7 @@ def test_a_hung_fleet_ends_in_attempts_times_timeout_not_n_times_timeout():
     assert seconds < 20
 
 
+@pytest.mark.slow
 def test_a_few_hung_instances_do_not_collapse_the_limit_for_the_rest():
     hung = {f"/{ip}" for ip in ips(400)[::10]}  # 40 of 400 hang
 
@@ -159,6 +161,7 @@ def test_a_few_hung_instances_do_not_collapse_the_limit_for_the_rest():
     assert seconds < 20
 
 
+@pytest.mark.slow
 def test_a_rate_limited_fleet_backoff_sleeps_hold_no_slot():
     # Every instance answers 429 with Retry-After: 2. Even at one request in flight, the sleeps
     # overlap: about three rounds of 2 s, where sleeping in the slot took retries x 2 s each.
@@ -171,6 +174,7 @@ def test_a_rate_limited_fleet_backoff_sleeps_hold_no_slot():
     assert seconds < 30
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["hang", "trickle-servers", "429-long"])
 def test_deadline_bounds_the_wall_time_whatever_the_api_does(mode):
     servers_reply = None
@@ -185,6 +189,7 @@ def test_deadline_bounds_the_wall_time_whatever_the_api_does(mode):
     assert seconds < 2 + 10
 
 
+@pytest.mark.slow
 def test_deadline_bounds_a_million_entry_listing():
     with HostileCpx(ips(1_000_000), hang) as api:
         seconds, done = timed("--cp-url", api.url, "--deadline", "2", "status", "-o", "json")
@@ -241,6 +246,7 @@ def spawn(*args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_ctrl_c_at_any_moment_of_a_large_read_exits_130_or_0_for_track():
     def slow_reply(path: str) -> Reply:
         return Reply(body=healthy(path).body, delay=0.005)
@@ -382,6 +388,7 @@ def test_a_zone_id_url_reaches_a_link_local_server():
     assert len(json.loads(done.stdout)) == 3
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_track_in_a_terminal_gives_the_terminal_back_on_sigterm_and_sighup(sig):
     with HostileCpx(ips(3)) as api:

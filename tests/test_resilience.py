@@ -478,6 +478,7 @@ def test_deadline_ends_the_run_with_what_was_read(cli, served):
     assert strict.exit_code == 4
 
 
+@pytest.mark.slow
 def test_deadline_applies_to_each_track_poll(cli, served):
     fleet = fleet_of(6)
     service = fleet.instances["10.0.0.1"].service
@@ -515,6 +516,7 @@ def test_oversize_servers_answer_is_exit_3_without_reading_it_whole(cli, served,
     assert f"{server.url}/servers: response too large." in result.stderr
 
 
+@pytest.mark.slow
 def test_servers_cap_fits_100000_ipv6_addresses(cli, served):
     fleet = fleet_of(2)
     big = [
@@ -649,6 +651,7 @@ def test_token_is_sent_as_bearer_and_required_by_the_api(cli, served, monkeypatc
     assert cli("--cp-url", server.url, "services").exit_code == 0
 
 
+@pytest.mark.slow
 def test_token_never_appears_in_any_output_or_log(cli, served, monkeypatch):
     fleet = fleet_of(5)
     good = served(fleet, token=TOKEN)
@@ -804,6 +807,7 @@ def test_bounds_options_are_validated(cli, option):
     assert "Invalid value" in result.stderr
 
 
+@pytest.mark.slow
 def test_simulate_command_injects_seeded_faults():
     """`simulate --chaos --fail-rate --slow-rate` as a process: what comes back is what the
     seed says (a redirect loop is left out of the fleet chosen here: its hops also draw
@@ -890,6 +894,7 @@ instance_strategy = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(st.lists(instance_strategy, max_size=8), st.sampled_from(["table", "csv", "json"]),
        st.booleans())  # fmt: skip

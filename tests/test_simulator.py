@@ -137,6 +137,7 @@ def test_generate_without_seed_records_the_seed_it_picked() -> None:
     assert Fleet.generate(30, seed=fleet.seed).instances == fleet.instances
 
 
+@pytest.mark.slow
 def test_generate_100k_instances_with_unique_private_ips() -> None:
     fleet = Fleet.generate(100_000, seed=1)
     ips = list(fleet.instances)

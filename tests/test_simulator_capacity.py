@@ -76,6 +76,7 @@ def worker_of_a_new_connection(port: int) -> str | None:
         connection.close()
 
 
+@pytest.mark.slow
 @needs_workers
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_simulate_with_two_workers_serves_the_fleet_from_both_and_stops_them_all(cli, stop):

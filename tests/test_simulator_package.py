@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 import cli_devops.simulator
 from cli_devops.simulator import REFERENCE_SERVICES, Fleet, reference_service
 
@@ -112,6 +114,7 @@ def simulate_reference() -> Iterator[str]:
         stop_process(child)
 
 
+@pytest.mark.slow
 def test_simulate_reference_serves_the_reference_fleet_through_the_cli():
     with simulate_reference() as url:
         services = run_process("--cp-url", url, "services", "-o", "json")

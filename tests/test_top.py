@@ -18,6 +18,7 @@ from .top_helpers import session, static_text, table_lines, until
 SIZE = (130, 30)
 
 
+@pytest.mark.slow
 def test_fleet_rows_worst_first_then_filter_drill_down_and_back(sim):
     async def scenario() -> None:
         console = session(sim.url, interval=0.2).console
@@ -77,6 +78,7 @@ def test_fleet_rows_worst_first_then_filter_drill_down_and_back(sim):
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_q_typed_in_the_filter_is_text_and_escape_cancels_the_filter(sim):
     async def scenario() -> None:
         console = session(sim.url, interval=0.2).console

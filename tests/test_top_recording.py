@@ -71,6 +71,7 @@ def replay(path: str, drill: bool = True, **options: object) -> tuple[list[str],
     return asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_record_then_replay_without_the_api_shows_the_same(tmp_path):
     path = str(tmp_path / "night.jsonl")
     live_fleet, live_service = record_three_polls(path)
@@ -96,6 +97,7 @@ def test_record_then_replay_without_the_api_shows_the_same(tmp_path):
     assert "skipped" not in header
 
 
+@pytest.mark.slow
 def test_a_truncated_recording_plays_what_it_can_and_says_so(tmp_path):
     path = tmp_path / "cut.jsonl"
     record_three_polls(str(path))

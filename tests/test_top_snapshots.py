@@ -76,6 +76,7 @@ def test_service_screen(snap_compare, recorded):
     assert snap_compare(console_for(recorded), terminal_size=SIZE, run_before=open_api)
 
 
+@pytest.mark.slow
 def test_instance_screen(snap_compare, recorded):
     async def open_leak(pilot) -> None:  # type: ignore[no-untyped-def]
         await at_end(pilot)

@@ -9,8 +9,11 @@ import sys
 import time
 
 import pexpect
+import pytest
 
 from .conftest import run_process
+
+pytestmark = pytest.mark.system
 
 ANSI = re.compile(
     r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78])"

@@ -64,6 +64,7 @@ def test_track_unknown_service_is_a_usage_error(cli, sim):
     assert "no service named 'NoSuchService'" in result.stderr
 
 
+@pytest.mark.slow
 def test_track_records_a_failed_poll(cli):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -159,6 +160,7 @@ def summary_lines(output: str, service: str) -> list[str]:
     return [line.strip() for line in plain[plain.index(f"{service}: ") :].splitlines()]
 
 
+@pytest.mark.system
 def test_track_live_view_in_a_terminal_then_summary_on_ctrl_c(sim):
     child, transcript = spawn_track(sim.url, "UserService", "--interval", "0.2")
     child.expect("poll 3 ")
@@ -188,6 +190,7 @@ def test_track_live_view_in_a_terminal_then_summary_on_ctrl_c(sim):
     assert rows[2].split()[3:] == ["91", "91", "91", "15", "15", "15", "0%"]
 
 
+@pytest.mark.system
 def test_debug_lines_wait_until_the_live_view_is_closed(sim):
     child, transcript = spawn_track(
         sim.url, "UserService", "--interval", "0.2", options=("--debug",)
@@ -201,6 +204,7 @@ def test_debug_lines_wait_until_the_live_view_is_closed(sim):
     assert held.index("cli_devops: GET") < held.index("UserService: ")  # before the summary
 
 
+@pytest.mark.system
 def test_summary_in_a_narrow_terminal_keeps_every_figure(sim):
     child, transcript = spawn_track(sim.url, "UserService", "--interval", "0.2", columns=44)
     child.expect("poll 2 ")
@@ -227,6 +231,8 @@ def test_held_warnings_keep_the_last_lines_and_say_how_many_were_dropped():
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_ctrl_c_mid_poll_stops_at_once_and_closes_cleanly(sim):
     child, transcript = spawn_track(
         sim.url, "UserService", "--interval", "0.2", options=("--timeout", "120")
@@ -238,6 +244,7 @@ def test_ctrl_c_mid_poll_stops_at_once_and_closes_cleanly(sim):
     assert re.fullmatch(r"UserService: \d+ polls over \d+s", summary_lines(after, "UserService")[0])
 
 
+@pytest.mark.slow
 def test_track_survives_an_api_outage(fleet):
     server = SimulatorServer(fleet, "127.0.0.1", 0)
     server.start()
@@ -304,6 +311,7 @@ def test_ctrl_c_ends_piped_records_cleanly(sim):
     assert stderr == ""
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("key", ["q", "\x1b"], ids=["q", "escape"])
 def test_q_and_escape_end_the_live_view_as_ctrl_c_does(sim, key):
     child, transcript = spawn_track(sim.url, "UserService", "--interval", "0.2")
@@ -322,6 +330,7 @@ def test_q_and_escape_end_the_live_view_as_ctrl_c_does(sim, key):
         assert noise not in after
 
 
+@pytest.mark.system
 def test_an_arrow_key_does_not_end_the_live_view(sim):
     child, transcript = spawn_track(sim.url, "UserService", "--interval", "0.2")
     child.expect("poll 2 ")
