@@ -3,6 +3,7 @@
 * `settings.py`: `ClientSettings` and the checked base URL (`normalize_base_url`);
 * `network.py`: origin, TLS, proxies, redirects, which origin gets the token, failure reasons;
 * `budget.py`: the retry budget and deadline of ONE read (`ReadBudget`, one per read);
+* `concurrency.py`: how many requests are in flight at once (adaptive, or fixed);
 * `fanout.py`: every instance read through the concurrency limiter;
 * `session.py`: `CpxClient` (the connection pool and one request) and `fetch_snapshot`.
 """

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple
 
 from cli_devops.client.budget import ReadBudget
-from cli_devops.concurrency import FixedLimiter, Ticket
+from cli_devops.client.concurrency import FixedLimiter, Ticket
 from cli_devops.model import Instance
 
 

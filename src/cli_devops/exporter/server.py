@@ -39,7 +39,7 @@ from cli_devops.exporter.collector import (
     scrape_deadline,
 )
 from cli_devops.exporter.reader import ExporterStopping, FleetReader
-from cli_devops.exporter_web import (
+from cli_devops.exporter.web_config import (
     BasicAuth,
     WebConfig,
     WebServerMixin,
