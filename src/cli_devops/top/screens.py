@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from cli_devops.live import ROW_ORDER
+from cli_devops.history import ROW_ORDER
 from cli_devops.text import terminal_safe
 from cli_devops.top import cells
 from cli_devops.top.cells import runs_text

@@ -21,7 +21,6 @@ from cli_devops.health import (
 from cli_devops.history import InstanceTrack, Series, TrackState
 from cli_devops.top.source import Reading
 
-GONE = "Gone"
 Trend = tuple["float | None", ...]
 
 

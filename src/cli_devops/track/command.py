@@ -27,7 +27,6 @@ from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY, TrackState
-from cli_devops.keys import KeyListener
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker, rfc3339
 from cli_devops.render import (
@@ -38,6 +37,7 @@ from cli_devops.render import (
 )
 from cli_devops.service_names import resolve_service, services_of
 from cli_devops.text import plural
+from cli_devops.track.keys import KeyListener
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -304,7 +304,7 @@ class LiveScreen:
             self._holding.close()
 
     def redraw(self) -> None:
-        from cli_devops.live import build_view
+        from cli_devops.track.live import build_view
 
         assert self.live is not None and self.console is not None
         width, height = self.console.size
@@ -319,7 +319,7 @@ class LiveScreen:
 
     def print_summary(self) -> None:
         """After the live view: the summary, on the normal screen, at the terminal's width."""
-        from cli_devops.live import build_summary
+        from cli_devops.track.live import build_summary
 
         assert self.console is not None
         self.console.print(
