@@ -12,7 +12,6 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli_devops.app import report_unread
 from cli_devops.client import (
     parse_retry_after,
 )
@@ -26,6 +25,7 @@ from cli_devops.render import (
     status_report,
     write_report,
 )
+from cli_devops.run_config import report_unread
 
 from . import test_resilience_chaos as chaos
 from . import test_resilience_retries as retries

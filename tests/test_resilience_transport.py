@@ -10,10 +10,10 @@ from collections.abc import Callable
 import pytest
 import trustme
 
-from cli_devops.app import App
 from cli_devops.client import (
     ClientSettings,
 )
+from cli_devops.run_config import RunConfig
 from cli_devops.simulator import (
     Fault,
     SimulatorServer,
@@ -74,7 +74,7 @@ def test_token_never_appears_in_any_output_or_log(cli, served, monkeypatch):
     assert "Traceback" in process.stderr
     assert TOKEN not in process.stdout + process.stderr
     settings_repr = repr(ClientSettings(base_url=good.url, token=TOKEN))
-    app_repr = repr(App(settings=ClientSettings(base_url=good.url, token=TOKEN)))
+    app_repr = repr(RunConfig(settings=ClientSettings(base_url=good.url, token=TOKEN)))
     assert TOKEN not in settings_repr + app_repr
 
 

@@ -18,7 +18,7 @@ from cli_devops.client.budget import (
     ReadProgress,
     parse_retry_after,
 )
-from cli_devops.client.fanout import FleetRead
+from cli_devops.client.fanout import FanoutResult
 from cli_devops.client.network import MAX_REDIRECTS
 from cli_devops.client.session import (
     MAX_INSTANCE_BODY,
@@ -42,7 +42,7 @@ __all__ = [
     "RETRY_BUDGET_RATIO",
     "ClientSettings",
     "CpxClient",
-    "FleetRead",
+    "FanoutResult",
     "ReadBudget",
     "ReadProgress",
     "RequestFailed",

@@ -24,7 +24,7 @@ from yarl import URL
 
 from cli_devops.client.budget import ReadBudget, ReadProgress
 from cli_devops.client.concurrency import CLOSE_LIMIT, AdaptiveLimiter, FixedLimiter, Ticket
-from cli_devops.client.fanout import FleetRead, acquire_within, read_all
+from cli_devops.client.fanout import FanoutResult, acquire_within, read_all
 from cli_devops.client.network import (
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -206,7 +206,7 @@ class CpxClient:
 
     async def read(
         self, ips: Sequence[str], budget: ReadBudget, *, list_unrequested: bool = True
-    ) -> FleetRead:
+    ) -> FanoutResult:
         """Read every instance within `budget` (see `fanout.read_all`)."""
         limiter = self.limiter
         limiter.reset_stats()

@@ -15,11 +15,11 @@ from cli_devops.render.csv_out import write_csv
 from cli_devops.render.json_out import write_json
 from cli_devops.render.report import (
     OUTPUT_FORMATS,
-    Column,
     Output,
     OutputFormat,
     Record,
     Report,
+    ReportColumn,
     flagged_report,
     instance_record,
     instances_report,
@@ -31,12 +31,12 @@ from cli_devops.render.table import STATUS_STYLES, make_console, supports_unicod
 __all__ = [
     "OUTPUT_FORMATS",
     "STATUS_STYLES",
-    "Column",
     "Output",
     "OutputFormat",
     "Record",
     "RecordWriter",
     "Report",
+    "ReportColumn",
     "flagged_report",
     "instance_record",
     "instances_report",

@@ -25,7 +25,7 @@ class Output(NamedTuple):
     headers: bool = True
 
 
-class Column(NamedTuple):
+class ReportColumn(NamedTuple):
     """A table column: `kind` is "text", "count", "percent" (a reading), "average" or "flag"
     (true shown as the column's key, false as nothing).
 
@@ -48,21 +48,21 @@ class Column(NamedTuple):
 class Report:
     records: list[Record]
     fields: Sequence[str]
-    columns: Sequence[Column]
+    columns: Sequence[ReportColumn]
     footer: str | None = None
     empty_message: str | None = None
 
 
 INSTANCE_FIELDS = ("ip", "service", "status", "cpu", "memory", "error", "outlier")
 INSTANCE_COLUMNS = (
-    Column("ip", "IP"),
-    Column("service", "Service"),
-    Column("status", "Status"),
-    Column("cpu", "CPU", kind="percent"),
-    Column("memory", "Memory", kind="percent", short="Mem"),
+    ReportColumn("ip", "IP"),
+    ReportColumn("service", "Service"),
+    ReportColumn("status", "Status"),
+    ReportColumn("cpu", "CPU", kind="percent"),
+    ReportColumn("memory", "Memory", kind="percent", short="Mem"),
 )
-REASON_COLUMN = Column("error", "Reason", optional=True)
-NOTE_COLUMN = Column("outlier", "Note", kind="flag", optional=True)
+REASON_COLUMN = ReportColumn("error", "Reason", optional=True)
+NOTE_COLUMN = ReportColumn("outlier", "Note", kind="flag", optional=True)
 
 
 def instance_record(instance: Instance, thresholds: Thresholds, *, outlier: bool = False) -> Record:
@@ -92,7 +92,7 @@ def instances_report(
     counts = {status.value: 0 for status in Status}
     for record in records:
         counts[str(record["status"])] += 1
-    columns: tuple[Column, ...] = INSTANCE_COLUMNS
+    columns: tuple[ReportColumn, ...] = INSTANCE_COLUMNS
     if any(record["outlier"] for record in records):
         columns = (*columns, NOTE_COLUMN)
     if any(record["error"] is not None for record in records):
@@ -109,15 +109,15 @@ SUMMARY_FIELDS = (
     "outliers",
 )  # fmt: skip
 SUMMARY_COLUMNS = (
-    Column("service", "Service"),
-    Column("instances", "Instances", kind="count", short="Inst"),
-    Column("healthy", "Healthy", kind="count", short="OK"),
-    Column("unhealthy", "Unhealthy", kind="count", short="Unh", optional=True),
-    Column("unknown", "Unknown", kind="count", short="Unk", optional=True),
-    Column("outliers", "Outliers", kind="count", short="Out", optional=True),
-    Column("cpu_avg", "CPU avg", kind="average", short="CPU"),
-    Column("memory_avg", "Memory avg", kind="average", short="Mem"),
-    Column("status", "Status"),
+    ReportColumn("service", "Service"),
+    ReportColumn("instances", "Instances", kind="count", short="Inst"),
+    ReportColumn("healthy", "Healthy", kind="count", short="OK"),
+    ReportColumn("unhealthy", "Unhealthy", kind="count", short="Unh", optional=True),
+    ReportColumn("unknown", "Unknown", kind="count", short="Unk", optional=True),
+    ReportColumn("outliers", "Outliers", kind="count", short="Out", optional=True),
+    ReportColumn("cpu_avg", "CPU avg", kind="average", short="CPU"),
+    ReportColumn("memory_avg", "Memory avg", kind="average", short="Mem"),
+    ReportColumn("status", "Status"),
 )
 
 
@@ -143,9 +143,9 @@ def status_report(summaries: Sequence[ServiceSummary], min_healthy: int) -> Repo
 
 FLAGGED_FIELDS = ("service", "healthy", "instances")
 FLAGGED_COLUMNS = (
-    Column("service", "Service"),
-    Column("healthy", "Healthy", kind="count", short="OK"),
-    Column("instances", "Instances", kind="count", short="Inst"),
+    ReportColumn("service", "Service"),
+    ReportColumn("healthy", "Healthy", kind="count", short="OK"),
+    ReportColumn("instances", "Instances", kind="count", short="Inst"),
 )
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from cli_devops.environment import Environment
 from cli_devops.health import Status
-from cli_devops.render.report import Column, Report
+from cli_devops.render.report import Report, ReportColumn
 from cli_devops.text import terminal_safe
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ STATUS_STYLES = {
 }
 
 
-def format_cell(value: object, column: Column) -> str:
+def format_cell(value: object, column: ReportColumn) -> str:
     """Table text of one value: percentages rounded for reading, None as '-'."""
     if column.kind == "flag":
         return column.key if value else ""
@@ -63,7 +63,7 @@ def write_table(report: Report, env: Environment, *, headers: bool = True) -> No
 
 
 def plain_table(
-    columns: Sequence[Column], rows: Sequence[Sequence[str]], *, headers: bool = True
+    columns: Sequence[ReportColumn], rows: Sequence[Sequence[str]], *, headers: bool = True
 ) -> str:
     """Aligned columns without per-cell layout work: linear in the number of cells."""
     titles = [column.header for column in columns]
@@ -110,8 +110,8 @@ def supports_unicode(console: Console) -> bool:
 
 
 def fit_columns(
-    columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int, gap: int = 2
-) -> tuple[list[Column], list[list[str]]]:
+    columns: Sequence[ReportColumn], rows: Sequence[Sequence[str]], width: int, gap: int = 2
+) -> tuple[list[ReportColumn], list[list[str]]]:
     """Columns and rows for a terminal `width` columns wide: as they are when they fit, else
     with short headers, else also without the optional columns (rightmost first); cells are
     cut only when even that is too wide."""
@@ -134,7 +134,7 @@ def fit_columns(
 
 
 def _write_rich_table(
-    columns: Sequence[Column],
+    columns: Sequence[ReportColumn],
     rows: Sequence[Sequence[str]],
     color: bool,
     console: Console,

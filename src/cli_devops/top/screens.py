@@ -18,7 +18,7 @@ from cli_devops.top.cells import runs_text
 from cli_devops.top.instance import InstanceScreen
 from cli_devops.top.keys import KEYS_HINT
 from cli_devops.top.state import Frame, InstanceRow, ServiceRow
-from cli_devops.top.table import Cell, Column, RowTable
+from cli_devops.top.table import Cell, RowTable, RowTableColumn
 
 MIN_SPARK = 6
 SERVICE_SCREEN = "top-service"
@@ -89,7 +89,7 @@ class FrameView(Screen[None]):
         self.show(self.top.frame)
 
     # What each screen defines.
-    def columns(self, spark: int) -> list[Column]:
+    def columns(self, spark: int) -> list[RowTableColumn]:
         raise NotImplementedError
 
     def row_key(self, row: Any) -> Hashable:
@@ -212,7 +212,7 @@ class FleetScreen(FrameView):
     place = "Fleet"
     default_sort = 0
 
-    def columns(self, spark: int) -> list[Column]:
+    def columns(self, spark: int) -> list[RowTableColumn]:
         frame = self.top.frame
         limits = frame.thresholds if frame else None
         cpu_limit = limits.cpu if limits else 90.0
@@ -222,21 +222,21 @@ class FleetScreen(FrameView):
             r.status, cells.STYLES.get(r.status, "")
         )
         result = [
-            Column("Status", status, width=9, sort_key=_service_order),
-            Column(
+            RowTableColumn("Status", status, width=9, sort_key=_service_order),
+            RowTableColumn(
                 "Service",
                 lambda r, w: plain(terminal_safe(r.service), "bold"),
                 sort_key=lambda r: r.service.lower(),
                 measure=lambda r: len(r.service),
             ),
-            Column(
+            RowTableColumn(
                 "Inst",
                 lambda r, w: plain(str(r.instances)),
                 width=5,
                 right=True,
                 sort_key=lambda r: r.instances,
             ),
-            Column(
+            RowTableColumn(
                 "Healthy",
                 lambda r, w: plain(
                     f"{r.healthy}/{min_healthy}", "" if r.healthy >= min_healthy else "bold red"
@@ -245,28 +245,28 @@ class FleetScreen(FrameView):
                 right=True,
                 sort_key=lambda r: r.healthy,
             ),
-            Column(
+            RowTableColumn(
                 "Unhealthy",
                 lambda r, w: _count_cell(r.unhealthy, "bold red"),
                 width=9,
                 right=True,
                 sort_key=lambda r: r.unhealthy,
             ),
-            Column(
+            RowTableColumn(
                 "Unknown",
                 lambda r, w: _count_cell(r.unknown, "yellow"),
                 width=7,
                 right=True,
                 sort_key=lambda r: r.unknown,
             ),
-            Column(
+            RowTableColumn(
                 "Outliers",
                 lambda r, w: _count_cell(r.outliers, "bold magenta"),
                 width=8,
                 right=True,
                 sort_key=lambda r: r.outliers,
             ),
-            Column(
+            RowTableColumn(
                 "CPU avg",
                 lambda r, w: cells.alarm_cell(r.cpu_avg, cpu_limit),
                 width=7,
@@ -276,10 +276,12 @@ class FleetScreen(FrameView):
         ]
         if spark:
             result.append(
-                Column("trend", lambda r, w: cells.trend_cell(r.cpu_trend, w, cpu_limit), spark)
+                RowTableColumn(
+                    "trend", lambda r, w: cells.trend_cell(r.cpu_trend, w, cpu_limit), spark
+                )
             )
         result.append(
-            Column(
+            RowTableColumn(
                 "Mem avg",
                 lambda r, w: cells.alarm_cell(r.memory_avg, memory_limit),
                 width=7,
@@ -289,7 +291,7 @@ class FleetScreen(FrameView):
         )
         if spark:
             result.append(
-                Column(
+                RowTableColumn(
                     "trend", lambda r, w: cells.trend_cell(r.memory_trend, w, memory_limit), spark
                 )
             )
@@ -349,24 +351,24 @@ class ServiceScreen(FrameView):
             self.query_one("#filter", Input).display = False
             self.table.focus()
 
-    def columns(self, spark: int) -> list[Column]:
+    def columns(self, spark: int) -> list[RowTableColumn]:
         frame = self.top.frame
         cpu_limit = frame.thresholds.cpu if frame else 90.0
         memory_limit = frame.thresholds.memory if frame else 90.0
         result = [
-            Column(
+            RowTableColumn(
                 "IP",
                 lambda r, w: plain(r.ip),
                 sort_key=lambda r: r.order,
                 measure=lambda r: len(r.ip),
             ),
-            Column(
+            RowTableColumn(
                 "Status",
                 lambda r, w: plain(r.status, cells.STYLES.get(r.status, "")),
                 width=9,
                 sort_key=_instance_order,
             ),
-            Column(
+            RowTableColumn(
                 "CPU",
                 lambda r, w: cells.alarm_cell(r.cpu, cpu_limit),
                 width=4,
@@ -376,12 +378,14 @@ class ServiceScreen(FrameView):
         ]
         if spark:
             result.append(
-                Column("trend", lambda r, w: cells.trend_cell(r.cpu_trend, w, cpu_limit), spark)
+                RowTableColumn(
+                    "trend", lambda r, w: cells.trend_cell(r.cpu_trend, w, cpu_limit), spark
+                )
             )
         result += [
-            Column("min avg max", lambda r, w: cells.stats_cell(r.cpu_stats), width=11),
-            Column("Δ", lambda r, w: cells.delta_cell(r.cpu_delta), width=3, right=True),
-            Column(
+            RowTableColumn("min avg max", lambda r, w: cells.stats_cell(r.cpu_stats), width=11),
+            RowTableColumn("Δ", lambda r, w: cells.delta_cell(r.cpu_delta), width=3, right=True),
+            RowTableColumn(
                 "Mem",
                 lambda r, w: cells.alarm_cell(r.memory, memory_limit),
                 width=4,
@@ -391,14 +395,14 @@ class ServiceScreen(FrameView):
         ]
         if spark:
             result.append(
-                Column(
+                RowTableColumn(
                     "trend", lambda r, w: cells.trend_cell(r.memory_trend, w, memory_limit), spark
                 )
             )
         result += [
-            Column("min avg max", lambda r, w: cells.stats_cell(r.memory_stats), width=11),
-            Column("Δ", lambda r, w: cells.delta_cell(r.memory_delta), width=3, right=True),
-            Column("Note", self._note, sort_key=lambda r: (not r.outlier, r.error is None)),
+            RowTableColumn("min avg max", lambda r, w: cells.stats_cell(r.memory_stats), width=11),
+            RowTableColumn("Δ", lambda r, w: cells.delta_cell(r.memory_delta), width=3, right=True),
+            RowTableColumn("Note", self._note, sort_key=lambda r: (not r.outlier, r.error is None)),
         ]
         return result
 
