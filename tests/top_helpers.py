@@ -14,7 +14,7 @@ from cli_devops.run_config import RunConfig
 from cli_devops.settings import ClientSettings
 from cli_devops.top.app import TopApp
 from cli_devops.top.command import Session, TopOptions, prepare
-from cli_devops.top.screens import FrameView
+from cli_devops.top.frame_view import FrameView
 
 
 def session(url: str, **options: Any) -> Session:
