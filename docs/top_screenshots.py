@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from cli_devops.app import App
-from cli_devops.cli.make_app import DEMO_FLEET, DEMO_SEED
+from cli_devops.cli.make_config import DEMO_FLEET, DEMO_SEED
 from cli_devops.environment import Environment
+from cli_devops.run_config import RunConfig
 from cli_devops.settings import ClientSettings
 from cli_devops.simulator import Fleet, SimulatorServer
 from cli_devops.top.command import TopOptions, prepare
@@ -21,7 +21,7 @@ POLLS = 12
 
 
 async def shoot(url: str) -> None:
-    app = App(ClientSettings(base_url=url), env=Environment(color=True))
+    app = RunConfig(ClientSettings(base_url=url), env=Environment(color=True))
     console = prepare(app, TopOptions(interval=2.0)).console
     async with console.run_test(size=SIZE) as pilot:
         while console.frame is None or console.frame.polls < POLLS:

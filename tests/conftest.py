@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -150,3 +150,19 @@ def has_ipv6_loopback() -> bool:
 needs_ipv6 = pytest.mark.skipif(
     not has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1) to bind"
 )
+
+
+@pytest.fixture
+def served() -> Iterator[Callable[..., SimulatorServer]]:
+    """Start simulators that are stopped after the test: served(fleet, **options)."""
+    servers: list[SimulatorServer] = []
+
+    def start(fleet: Fleet, **options: object) -> SimulatorServer:
+        server = SimulatorServer(fleet, **options)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

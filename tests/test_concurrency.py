@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 
 from cli_devops.client import ClientSettings, CpxClient
-from cli_devops.concurrency import (
+from cli_devops.client.concurrency import (
     CLOSE_LIMIT,
     INITIAL_LIMIT,
     LATENCY_FLOOR,

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from cli_devops import __version__
 from cli_devops.client import ClientSettings
 from cli_devops.exporter import Exporter
-from cli_devops.exporter_web import (
+from cli_devops.exporter.web_config import (
     BasicAuth,
     WebConfig,
     WebConfigError,

@@ -16,8 +16,8 @@ from cli_devops.history import (
     TrackState,
     sparkline,
 )
-from cli_devops.live import build_summary, build_view, summary_title
 from cli_devops.model import Instance
+from cli_devops.track.live import build_summary, build_view, summary_title
 
 START = datetime(2026, 11, 28, 18, 0, 0, tzinfo=timezone.utc)
 

@@ -136,7 +136,7 @@ def test_tracks_live_view_notes_the_outlier_as_top_does():
     from rich.console import Console
 
     from cli_devops.history import TrackState
-    from cli_devops.live import build_view
+    from cli_devops.track.live import build_view
 
     state = TrackState(service="Api", base_url="http://127.0.0.1:9", interval=3.0)
     members = service("Api", [*TIGHT, 90.0])

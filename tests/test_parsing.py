@@ -14,7 +14,7 @@ from cli_devops.client import normalize_base_url
 from cli_devops.errors import PayloadError, UsageError
 from cli_devops.health import Status, Thresholds, instance_status
 from cli_devops.model import Instance, ip_sort_key, parse_instance, parse_percent, parse_servers
-from cli_devops.render import terminal_safe
+from cli_devops.text import terminal_safe
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),

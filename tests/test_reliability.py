@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli_devops.client import ClientSettings, normalize_base_url
-from cli_devops.concurrency import AdaptiveLimiter, FixedLimiter
+from cli_devops.client.concurrency import AdaptiveLimiter, FixedLimiter
 from cli_devops.errors import SettingError
 from cli_devops.exporter import Exporter
 from cli_devops.model import parse_instance

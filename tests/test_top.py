@@ -240,12 +240,12 @@ def test_an_unwritable_recording_is_a_usage_error(sim, tmp_path):
 
 
 def test_no_color_draws_in_monochrome(sim):
-    from cli_devops.app import App
     from cli_devops.environment import Environment
+    from cli_devops.run_config import RunConfig
     from cli_devops.settings import ClientSettings
     from cli_devops.top.command import TopOptions, prepare
 
-    plain = prepare(App(ClientSettings(base_url=sim.url), env=Environment(color=False)),
+    plain = prepare(RunConfig(ClientSettings(base_url=sim.url), env=Environment(color=False)),
                     TopOptions()).console  # fmt: skip
     coloured = session(sim.url).console
     assert plain.no_color

@@ -16,7 +16,7 @@ from cli_devops.model import Instance
 from cli_devops.simulator import SimulatorServer
 from cli_devops.top.recording import decode, encode, read_recording
 from cli_devops.top.screens import ServiceScreen
-from cli_devops.top.source import Reading
+from cli_devops.top.source import FleetReading
 
 from .conftest import small_fleet
 from .top_helpers import session, static_text, table_lines, until
@@ -118,7 +118,7 @@ def test_paused_replay_steps_back_and_on(tmp_path):
     with path.open("w") as out:
         for n in range(5):
             instances = [Instance("10.0.0.1", "Api", 10.0 * (n + 1), 20.0)]
-            out.write(encode(Reading(start + timedelta(seconds=n), instances)) + "\n")
+            out.write(encode(FleetReading(start + timedelta(seconds=n), instances)) + "\n")
 
     async def scenario() -> None:
         console = session("http://127.0.0.1:9", replay=str(path), speed=0.001).console
@@ -140,8 +140,8 @@ def test_paused_replay_steps_back_and_on(tmp_path):
 def test_a_failed_poll_is_recorded_and_replays_as_stale(tmp_path):
     start = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)
     path = tmp_path / "outage.jsonl"
-    ok = Reading(start, [Instance("10.0.0.1", "Api", 10, 20)])
-    failed = Reading(start + timedelta(seconds=30), [], "connection refused")
+    ok = FleetReading(start, [Instance("10.0.0.1", "Api", 10, 20)])
+    failed = FleetReading(start + timedelta(seconds=30), [], "connection refused")
     path.write_text(encode(ok) + "\n" + encode(failed) + "\n")
     _, _, header = replay(str(path), drill=False)
     assert "⚠ STALE: data of poll 1, 30s old; last poll failed: connection refused" in header
@@ -167,7 +167,7 @@ instances = st.builds(
     error=st.one_of(st.none(), st.text(max_size=20)),
 )
 readings = st.builds(
-    Reading,
+    FleetReading,
     time=st.datetimes(timezones=st.just(timezone.utc)),
     instances=st.lists(instances, max_size=5),
     error=st.one_of(st.none(), st.text(max_size=30)),
@@ -175,7 +175,7 @@ readings = st.builds(
 
 
 @given(readings)
-def test_every_reading_round_trips(reading: Reading):
+def test_every_reading_round_trips(reading: FleetReading):
     back = decode(encode(reading))
     assert list(back.instances) == list(reading.instances)
     assert back.error == reading.error

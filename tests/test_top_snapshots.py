@@ -14,7 +14,7 @@ import pytest
 
 from cli_devops.model import Instance
 from cli_devops.top.recording import encode
-from cli_devops.top.source import Reading
+from cli_devops.top.source import FleetReading
 
 from .top_helpers import session, until
 
@@ -39,7 +39,7 @@ def planted_recording(path: Path) -> str:
                 Instance("10.0.3.3", None, None, None, "HTTP 503"),
             ]
             moment = START + timedelta(minutes=n)
-            out.write(encode(Reading(moment, fleet)) + "\n")
+            out.write(encode(FleetReading(moment, fleet)) + "\n")
     return str(path)
 
 

@@ -18,8 +18,8 @@ import pexpect
 import pytest
 
 from cli_devops.environment import Environment
+from cli_devops.polling import Ticker
 from cli_devops.simulator import SimulatorServer
-from cli_devops.track import Ticker
 
 from .conftest import stop_process
 

@@ -9,16 +9,18 @@ from typing import Any
 
 from rich.text import Text
 
-from cli_devops.app import App
 from cli_devops.environment import Environment
+from cli_devops.run_config import RunConfig
 from cli_devops.settings import ClientSettings
 from cli_devops.top.app import TopApp
 from cli_devops.top.command import Session, TopOptions, prepare
-from cli_devops.top.screens import FrameView
+from cli_devops.top.frame_view import FrameView
 
 
 def session(url: str, **options: Any) -> Session:
-    app = App(ClientSettings(base_url=url, retries=0, timeout=2.0), env=Environment(color=True))
+    app = RunConfig(
+        ClientSettings(base_url=url, retries=0, timeout=2.0), env=Environment(color=True)
+    )
     return prepare(app, TopOptions(**options))
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cli_devops.app import App, read_fleet
 from cli_devops.errors import ExitStatus
 from cli_devops.health import (
     DEFAULT_MIN_HEALTHY,
@@ -25,6 +24,7 @@ from cli_devops.render import (
     status_report,
     write_report,
 )
+from cli_devops.run_config import RunConfig, read_fleet
 from cli_devops.service_names import resolve_service, services_of
 
 DEFAULT_OUTPUT = Output()
@@ -46,7 +46,7 @@ def _sort_key(sort: str, thresholds: Thresholds) -> Callable[[Instance], tuple[o
 
 
 def services(
-    app: App,
+    app: RunConfig,
     *,
     service: str | None = None,
     status: str | None = None,
@@ -78,7 +78,7 @@ def services(
 
 
 def status(
-    app: App,
+    app: RunConfig,
     *,
     service: str | None = None,
     min_healthy: int = DEFAULT_MIN_HEALTHY,
@@ -98,7 +98,7 @@ def status(
 
 
 def unhealthy_services(
-    app: App,
+    app: RunConfig,
     *,
     min_healthy: int = DEFAULT_MIN_HEALTHY,
     output: Output = DEFAULT_OUTPUT,

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from cli_devops.app import App, read_fleet
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, CliDevopsError, ExitStatus, IncompleteData
 from cli_devops.health import (
@@ -25,11 +24,19 @@ from cli_devops.health import (
     under_replicated,
 )
 from cli_devops.model import Instance
-from cli_devops.render import Column, Output, Report, flagged_report, status_report, write_report
+from cli_devops.render import (
+    Output,
+    Report,
+    ReportColumn,
+    flagged_report,
+    status_report,
+    write_report,
+)
+from cli_devops.run_config import RunConfig, read_fleet
 from cli_devops.service_names import resolve_service, services_of
 from cli_devops.text import plural
 
-CONTEXT_COLUMN = Column("context", "Context")
+CONTEXT_COLUMN = ReportColumn("context", "Context")
 DEFAULT_OUTPUT = Output()
 
 
@@ -39,14 +46,14 @@ class ContextReading(NamedTuple):
     name: str
     instances: list[Instance] | None
     error: CliDevopsError | None
-    app: App
+    app: RunConfig
 
 
-def read_contexts(apps: Sequence[tuple[str, App]], env: Environment) -> list[ContextReading]:
+def read_contexts(apps: Sequence[tuple[str, RunConfig]], env: Environment) -> list[ContextReading]:
     """Read every context's fleet at once; each one's stderr lines come out prefixed with its
     name, context by context (not interleaved), then the ones that failed."""
 
-    def read(name: str, app: App) -> ContextReading:
+    def read(name: str, app: RunConfig) -> ContextReading:
         try:
             return ContextReading(name, read_fleet(app), None, app)
         except CliDevopsError as err:
@@ -96,7 +103,7 @@ def _combined(reports: Sequence[tuple[str, Report]], footer: str, empty: str) ->
 
 
 def status_all(
-    apps: Sequence[tuple[str, App]],
+    apps: Sequence[tuple[str, RunConfig]],
     env: Environment,
     *,
     service: str | None = None,
@@ -135,7 +142,7 @@ def status_all(
 
 
 def unhealthy_services_all(
-    apps: Sequence[tuple[str, App]],
+    apps: Sequence[tuple[str, RunConfig]],
     env: Environment,
     *,
     min_healthy: int = DEFAULT_MIN_HEALTHY,

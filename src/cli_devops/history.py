@@ -17,6 +17,11 @@ from cli_devops.health import Status, Thresholds, instance_status, outliers
 from cli_devops.model import Instance, ip_sort_key
 
 DEFAULT_HISTORY = 30
+GONE = "Gone"
+"""The status shown for an instance that has left the listing."""
+ROW_ORDER = {Status.UNHEALTHY.value: 0, Status.UNKNOWN.value: 1, GONE: 2, Status.HEALTHY.value: 3}
+"""Worst first: the order rows of `track` and `top` are shown in."""
+
 GONE_POLLS = 3
 """An instance missing from the listing is shown as gone for this many polls, then dropped."""
 MAX_RETIRED = 100

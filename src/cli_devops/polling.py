@@ -37,3 +37,13 @@ class Ticker:
             self._slot = math.floor((now - self._start) / self.interval) + 1
             due = self._start + self._slot * self.interval
         return due - now
+
+
+def age(seconds: float) -> str:
+    """A short duration for people: 0s, 42s, 3m05s, 2h10m."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

@@ -33,7 +33,7 @@ class ClientSettings:
     base_url: str = DEFAULT_URL
     timeout: float = DEFAULT_TIMEOUT
     concurrency: int | None = None
-    """Requests in flight at once; None adapts it to the API (see `concurrency.py`)."""
+    """Requests in flight at once; None adapts it to the API (see `client/concurrency.py`)."""
     log: Callable[[str], None] | None = None
     retries: int = DEFAULT_RETRIES
     deadline: float | None = None

@@ -1,4 +1,4 @@
-"""The command-line layer: parse options, build an `App`, call the command function.
+"""The command-line layer: parse options, build a `RunConfig`, call the command function.
 
 No business logic lives here; `main.run` is the single place where errors become a message on
 stderr and an exit code.

@@ -39,7 +39,7 @@ def top(
 ) -> int:
     """Interactive console of the whole fleet: services worst first, drill down to instances,
     outliers and forecasts; q quits, ? shows the keys. Needs a terminal."""
-    from cli_devops.cli.make_app import make_app
+    from cli_devops.cli.make_config import make_run_config
     from cli_devops.top import TopOptions
     from cli_devops.top import top as console
 
@@ -47,7 +47,7 @@ def top(
         raise click.UsageError("give --record or --replay, not both")
     if speed is not None and not replay:
         raise click.UsageError("--speed applies to --replay only")
-    app = make_app(click.get_current_context(), options)
+    app = make_run_config(click.get_current_context(), options)
     top_options = TopOptions(
         interval=interval,
         history=history,

@@ -42,10 +42,10 @@ def services(
 ) -> int:
     """List running instances: IP, service, status, CPU and memory."""
     from cli_devops import commands
-    from cli_devops.cli.make_app import make_app
+    from cli_devops.cli.make_config import make_run_config
     from cli_devops.render import Output
 
-    app = make_app(click.get_current_context(), options)
+    app = make_run_config(click.get_current_context(), options)
     return commands.services(
         app, service=service, status=status, sort=sort, output=Output(output, not no_headers)
     )
@@ -71,19 +71,19 @@ def status(
 ) -> int:
     """Average CPU and memory per service, with healthy/unhealthy/unknown counts."""
     from cli_devops import commands
-    from cli_devops.cli.make_app import make_app
+    from cli_devops.cli.make_config import make_run_config
     from cli_devops.render import Output
 
     ctx = click.get_current_context()
     if all_contexts:
         from cli_devops import fleets
-        from cli_devops.cli.make_app import make_apps, make_environment
+        from cli_devops.cli.make_config import make_environment, make_run_configs
 
         return fleets.status_all(
-            make_apps(ctx, options), make_environment(options), service=service,
+            make_run_configs(ctx, options), make_environment(options), service=service,
             min_healthy=min_healthy, output=Output(output, not no_headers),
         )  # fmt: skip
-    app = make_app(ctx, options)
+    app = make_run_config(ctx, options)
     return commands.status(
         app, service=service, min_healthy=min_healthy, output=Output(output, not no_headers)
     )
@@ -99,19 +99,19 @@ def unhealthy_services(
 ) -> int:
     """Services with fewer than --min-healthy healthy instances (exit 1 if any)."""
     from cli_devops import commands
-    from cli_devops.cli.make_app import make_app
+    from cli_devops.cli.make_config import make_run_config
     from cli_devops.render import Output
 
     ctx = click.get_current_context()
     if all_contexts:
         from cli_devops import fleets
-        from cli_devops.cli.make_app import make_apps, make_environment
+        from cli_devops.cli.make_config import make_environment, make_run_configs
 
         return fleets.unhealthy_services_all(
-            make_apps(ctx, options), make_environment(options), min_healthy=min_healthy,
+            make_run_configs(ctx, options), make_environment(options), min_healthy=min_healthy,
             output=Output(output, not no_headers),
         )  # fmt: skip
-    app = make_app(ctx, options)
+    app = make_run_config(ctx, options)
     return commands.unhealthy_services(
         app, min_healthy=min_healthy, output=Output(output, not no_headers)
     )
@@ -158,14 +158,14 @@ def track(
     record per poll. Also available as `service-track`.
     """
     from cli_devops import track as tracking
-    from cli_devops.cli.make_app import make_app
+    from cli_devops.cli.make_config import make_run_config
 
     name = service_arg or service
     if not name:
         raise click.UsageError("give the service to track: cli_devops track SERVICE")
     if service_arg and service and service_arg != service:
         raise click.UsageError("give the service once, as SERVICE or --service")
-    app = make_app(click.get_current_context(), options)
+    app = make_run_config(click.get_current_context(), options)
     track_options = tracking.TrackOptions(
         interval=interval,
         count=count,

@@ -21,10 +21,10 @@ from cli_devops.settings import DEFAULT_EXPORTER_LISTEN
 @global_options(*CONNECTION, *THRESHOLDS)
 def exporter(options: GlobalValues, listen: str, shard: str, web_config: str | None) -> int:
     """Serve the fleet as Prometheus metrics, read from CPX at every scrape."""
-    from cli_devops.cli.make_app import make_app
+    from cli_devops.cli.make_config import make_run_config
     from cli_devops.exporter import run_exporter
 
-    app = make_app(click.get_current_context(), options)
+    app = make_run_config(click.get_current_context(), options)
     return run_exporter(app, listen=listen, shard=shard, web_config=web_config)
 
 
@@ -67,7 +67,7 @@ def simulate(
     workers: int | None,
 ) -> int:
     """Run the bundled CPX simulator (the same API as CPX) until Ctrl+C."""
-    from cli_devops.cli.make_app import make_environment
+    from cli_devops.cli.make_config import make_environment
     from cli_devops.simulator import WORKERS_SUPPORTED, serve
 
     if workers is not None and reference:

@@ -3,6 +3,7 @@
 * `settings.py`: `ClientSettings` and the checked base URL (`normalize_base_url`);
 * `network.py`: origin, TLS, proxies, redirects, which origin gets the token, failure reasons;
 * `budget.py`: the retry budget and deadline of ONE read (`ReadBudget`, one per read);
+* `concurrency.py`: how many requests are in flight at once (adaptive, or fixed);
 * `fanout.py`: every instance read through the concurrency limiter;
 * `session.py`: `CpxClient` (the connection pool and one request) and `fetch_snapshot`.
 """
@@ -17,7 +18,7 @@ from cli_devops.client.budget import (
     ReadProgress,
     parse_retry_after,
 )
-from cli_devops.client.fanout import FleetRead
+from cli_devops.client.fanout import FanoutResult
 from cli_devops.client.network import MAX_REDIRECTS
 from cli_devops.client.session import (
     MAX_INSTANCE_BODY,
@@ -41,7 +42,7 @@ __all__ = [
     "RETRY_BUDGET_RATIO",
     "ClientSettings",
     "CpxClient",
-    "FleetRead",
+    "FanoutResult",
     "ReadBudget",
     "ReadProgress",
     "RequestFailed",

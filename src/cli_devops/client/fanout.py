@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple
 
 from cli_devops.client.budget import ReadBudget
-from cli_devops.concurrency import FixedLimiter, Ticket
+from cli_devops.client.concurrency import FixedLimiter, Ticket
 from cli_devops.model import Instance
 
 
-class FleetRead(NamedTuple):
+class FanoutResult(NamedTuple):
     """The instances read (in the order of the listing) and how many were never requested
     because the deadline came first (listed in `instances` too when asked)."""
 
@@ -49,7 +49,7 @@ async def read_all(
     read_one: Callable[[str, Ticket], Awaitable[Instance]],
     *,
     list_unrequested: bool = True,
-) -> FleetRead:
+) -> FanoutResult:
     """Read every IP with `read_one(ip, ticket)`, which must release the ticket."""
     results: list[Instance] = []
     running: set[asyncio.Task[None]] = set()
@@ -96,4 +96,4 @@ async def read_all(
     if unrequested and list_unrequested:
         reason = budget.reason()
         results.extend(Instance(ip, None, None, None, reason) for ip in ips[launched:])
-    return FleetRead(results, unrequested)
+    return FanoutResult(results, unrequested)

@@ -53,7 +53,7 @@ class HttpFailure(Exception):
     def congested(self) -> bool:
         """Whether the failure means "too much load" to the concurrency limiter: a refused,
         reset or dropped connection, a truncated answer, or HTTP 429/503. A timeout does not:
-        it is the mark of a stuck instance (see `concurrency.py`)."""
+        it is the mark of a stuck instance (see `client/concurrency.py`)."""
         if self.unanswered is not None:
             return False
         return self.retriable and (self.status is None or self.status in (429, 503))

@@ -23,7 +23,8 @@ import aiohttp
 from yarl import URL
 
 from cli_devops.client.budget import ReadBudget, ReadProgress
-from cli_devops.client.fanout import FleetRead, acquire_within, read_all
+from cli_devops.client.concurrency import CLOSE_LIMIT, AdaptiveLimiter, FixedLimiter, Ticket
+from cli_devops.client.fanout import FanoutResult, acquire_within, read_all
 from cli_devops.client.network import (
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -34,7 +35,6 @@ from cli_devops.client.network import (
     status_failure,
 )
 from cli_devops.client.settings import ClientSettings
-from cli_devops.concurrency import CLOSE_LIMIT, AdaptiveLimiter, FixedLimiter, Ticket
 from cli_devops.errors import ApiUnreachable, PayloadError
 from cli_devops.model import Instance, ServerList, decode_json, parse_instance, parse_servers
 
@@ -206,7 +206,7 @@ class CpxClient:
 
     async def read(
         self, ips: Sequence[str], budget: ReadBudget, *, list_unrequested: bool = True
-    ) -> FleetRead:
+    ) -> FanoutResult:
         """Read every instance within `budget` (see `fanout.read_all`)."""
         limiter = self.limiter
         limiter.reset_stats()

@@ -4,7 +4,8 @@
   one reading by `CpxCollector` on the exporter's own registry (no gauge set on a timer);
 * `reader.py`: `FleetReader`, the reads of CPX (one loop thread, one open client) and which
   scrape may share which read;
-* `server.py`: the HTTP server, `Exporter` and the `exporter` command (`run_exporter`).
+* `server.py`: the HTTP server, `Exporter` and the `exporter` command (`run_exporter`);
+* `web_config.py`: the `--web.config.file` (TLS and basic auth), checked at start.
 
 prometheus_client is imported here only, and this package only by the `exporter` command.
 """
@@ -14,8 +15,8 @@ from cli_devops.exporter.collector import (
     DEFAULT_SCRAPE_TIMEOUT,
     MAX_SCRAPE_TIMEOUT,
     CpxCollector,
-    Reading,
     Shard,
+    ShardReading,
     build_metrics,
     parse_shard,
     scrape_deadline,
@@ -41,8 +42,8 @@ __all__ = [
     "Exporter",
     "ExporterStopping",
     "FleetReader",
-    "Reading",
     "Shard",
+    "ShardReading",
     "accepts_gzip",
     "build_metrics",
     "parse_listen",

@@ -90,7 +90,7 @@ def scrape_deadline(timeout_header: str | None) -> float:
     return max(timeout - DEADLINE_MARGIN, timeout / 2)
 
 
-class Reading(NamedTuple):
+class ShardReading(NamedTuple):
     """One read of this exporter's share of the fleet. `up` is whether /servers was read;
     `unrequested` counts the instances the deadline left unrequested (not in `instances`)."""
 
@@ -101,7 +101,7 @@ class Reading(NamedTuple):
     unrequested: int = 0
 
 
-def build_metrics(reading: Reading, thresholds: Thresholds) -> list[Metric]:
+def build_metrics(reading: ShardReading, thresholds: Thresholds) -> list[Metric]:
     """The CPX metric families of one reading, built fresh (pure; no state between scrapes).
 
     Figures are ratios 0-1. `cpx_instance_healthy` is present for instances whose figures were
@@ -181,7 +181,7 @@ class CpxCollector(Collector):
     context variable, since `collect()` takes no arguments), else the default.
     """
 
-    def __init__(self, read: Callable[[float], Reading], thresholds: Thresholds) -> None:
+    def __init__(self, read: Callable[[float], ShardReading], thresholds: Thresholds) -> None:
         self._read = read
         self._thresholds = thresholds
 
@@ -191,4 +191,4 @@ class CpxCollector(Collector):
 
     def describe(self) -> Iterable[Metric]:
         """The families without samples, so registering does not read CPX."""
-        return build_metrics(Reading(False, [], 0.0), self._thresholds)
+        return build_metrics(ShardReading(False, [], 0.0), self._thresholds)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from cli_devops.client import ClientSettings, CpxClient
 from cli_devops.errors import ApiUnreachable
-from cli_devops.exporter.collector import Reading, Shard
+from cli_devops.exporter.collector import Shard, ShardReading
 
 JOIN_SLACK = 0.05
 """Seconds by which a read in flight may end after a scrape's deadline and still be joined
@@ -39,7 +39,7 @@ class ExporterStopping(Exception):
 
 @dataclass
 class _Read:
-    task: asyncio.Task[Reading]
+    task: asyncio.Task[ShardReading]
     budget: float
     ends: float
 
@@ -61,7 +61,7 @@ class FleetReader:
         self._thread: threading.Thread | None = None
         self._client: CpxClient | None = None
         self._reads: list[_Read] = []
-        self._scrapes: set[asyncio.Task[Reading]] = set()
+        self._scrapes: set[asyncio.Task[ShardReading]] = set()
         self._waiting = 0
         self._stopping = False
 
@@ -91,7 +91,7 @@ class FleetReader:
         loop.close()
         self._loop = self._thread = None
 
-    def read(self, deadline: float) -> Reading:
+    def read(self, deadline: float) -> ShardReading:
         """Read this shard of the fleet within `deadline` seconds (blocking). Raises
         ExporterStopping when the exporter stops meanwhile."""
         loop = self._loop
@@ -115,7 +115,7 @@ class FleetReader:
             await self._client.__aexit__(None, None, None)
             self._client = None
 
-    async def _scrape(self, deadline: float) -> Reading:
+    async def _scrape(self, deadline: float) -> ShardReading:
         if self.settings.deadline is not None:
             deadline = min(deadline, self.settings.deadline)
         task = asyncio.current_task()
@@ -132,7 +132,7 @@ class FleetReader:
             self._waiting -= 1
             self._scrapes.discard(task)
 
-    async def _answer(self, deadline: float) -> Reading:
+    async def _answer(self, deadline: float) -> ShardReading:
         loop = asyncio.get_running_loop()
         ends = loop.time() + deadline
         fitting = [
@@ -149,7 +149,7 @@ class FleetReader:
         read.task.add_done_callback(lambda _: self._reads.remove(read))
         return await asyncio.shield(read.task)
 
-    async def _read(self, deadline: float) -> Reading:
+    async def _read(self, deadline: float) -> ShardReading:
         assert self._client is not None, "FleetReader used before start()"
         client = self._client
         loop = asyncio.get_running_loop()
@@ -160,7 +160,7 @@ class FleetReader:
         except ApiUnreachable as err:
             if self._warn is not None:
                 self._warn(f"cpx_up 0: {err}")
-            return Reading(False, [], loop.time() - started, str(err))
+            return ShardReading(False, [], loop.time() - started, str(err))
         owned = [ip for ip in listing.ips if self.shard.owns(ip)]
         read = await client.read(owned, budget, list_unrequested=False)
         unread = sum(1 for instance in read.instances if instance.error is not None)
@@ -168,4 +168,4 @@ class FleetReader:
             self.settings.log(
                 f"{unread + read.unrequested} of {len(owned)} instances could not be read"
             )
-        return Reading(True, read.instances, loop.time() - started, None, read.unrequested)
+        return ShardReading(True, read.instances, loop.time() - started, None, read.unrequested)

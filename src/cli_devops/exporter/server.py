@@ -29,7 +29,6 @@ from prometheus_client import CollectorRegistry, Info, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from cli_devops import __version__
-from cli_devops.app import App
 from cli_devops.errors import CannotListen, ExitStatus, SettingError
 from cli_devops.exporter.collector import (
     CpxCollector,
@@ -39,7 +38,7 @@ from cli_devops.exporter.collector import (
     scrape_deadline,
 )
 from cli_devops.exporter.reader import ExporterStopping, FleetReader
-from cli_devops.exporter_web import (
+from cli_devops.exporter.web_config import (
     BasicAuth,
     WebConfig,
     WebServerMixin,
@@ -47,6 +46,7 @@ from cli_devops.exporter_web import (
     load_web_config,
 )
 from cli_devops.health import Thresholds
+from cli_devops.run_config import RunConfig
 from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
 from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_EXPORTER_PORT, ClientSettings
 
@@ -286,7 +286,11 @@ class Exporter:
 
 
 def run_exporter(
-    app: App, *, listen: str = DEFAULT_LISTEN, shard: str = "0/1", web_config: str | None = None
+    app: RunConfig,
+    *,
+    listen: str = DEFAULT_LISTEN,
+    shard: str = "0/1",
+    web_config: str | None = None,
 ) -> ExitStatus:
     """`cli_devops exporter`: serve until Ctrl+C, SIGTERM or SIGHUP (each a normal stop, exit
     0; scrapes in flight are abandoned without an answer).

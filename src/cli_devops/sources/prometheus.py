@@ -53,7 +53,7 @@ MEMORY = "cpx_instance_memory_usage_ratio"
 _T = TypeVar("_T")
 
 
-class FleetRead(NamedTuple):
+class PrometheusRead(NamedTuple):
     """One read: the fleet as `fetch_snapshot` returns it, and one line per target down."""
 
     snapshot: Snapshot
@@ -137,7 +137,7 @@ def assemble(
     failed: list[InstanceSample],
     cpu: list[InstanceSample],
     memory: list[InstanceSample],
-) -> FleetRead:
+) -> PrometheusRead:
     """The fleet from the answers of one read (pure; see the module docstring for the rules).
 
     `failed` holds the `cpx_instance_scrape_success` series that are not 1 (the exporter
@@ -182,7 +182,7 @@ def assemble(
         f"{states[target]}: {count} instance{'s' * (count != 1)} Unknown"
         for target, count in sorted(down.items(), key=lambda item: str(states[item[0]]))
     ]
-    return FleetRead(Snapshot(instances, listing.skipped, 0), lines)
+    return PrometheusRead(Snapshot(instances, listing.skipped, 0), lines)
 
 
 def _instance(ip: str, reading: _Reading) -> Instance:
@@ -234,7 +234,7 @@ class PrometheusSource:
     def _series(self, metric: str) -> str:
         return metric + self.settings.selector
 
-    async def read(self, at: float | None = None) -> FleetRead:
+    async def read(self, at: float | None = None) -> PrometheusRead:
         """The fleet as Prometheus saw it at `at` (Unix seconds; now when None)."""
         moment = time.time() if at is None else at
         budget = self._client.begin()
@@ -372,10 +372,10 @@ def history_steps(cpu: list[Range], memory: list[Range]) -> list[tuple[float, li
     ]
 
 
-def fetch_fleet(settings: PrometheusSettings, at: float | None = None) -> FleetRead:
+def fetch_fleet(settings: PrometheusSettings, at: float | None = None) -> PrometheusRead:
     """Read the whole fleet once from Prometheus (blocking), at `at`, else `settings.at`, else
     now."""
-    read: list[FleetRead] = []
+    read: list[PrometheusRead] = []
 
     async def run() -> None:
         async with PrometheusSource(settings) as source:

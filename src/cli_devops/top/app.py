@@ -13,9 +13,10 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
+from cli_devops.top.frame_view import FrameView
 from cli_devops.top.instance import InstanceScreen
 from cli_devops.top.keys import HelpScreen
-from cli_devops.top.screens import FleetScreen, FrameView
+from cli_devops.top.screens import FleetScreen
 from cli_devops.top.state import Frame
 
 HEADER_TICK = 1.0

@@ -9,11 +9,11 @@ from typing import Protocol
 from rich.text import Text
 
 from cli_devops.forecast import describe, eta
-from cli_devops.history import sparkline
-from cli_devops.live import age
+from cli_devops.history import GONE, sparkline
+from cli_devops.polling import age
 from cli_devops.render import STATUS_STYLES
 from cli_devops.text import plural, terminal_safe
-from cli_devops.top.state import GONE, Frame, InstanceRow
+from cli_devops.top.state import Frame, InstanceRow
 from cli_devops.top.table import Cell
 
 

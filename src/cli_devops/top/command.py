@@ -20,7 +20,7 @@ from cli_devops.top.recording import Recorder, Recording, bounded_lines, read_re
 from cli_devops.top.state import FleetState
 
 if TYPE_CHECKING:
-    from cli_devops.app import App
+    from cli_devops.run_config import RunConfig
     from cli_devops.top.app import Feed, TopApp
     from cli_devops.top.source import FleetSource
 
@@ -81,7 +81,7 @@ class Session:
             self.recorder.close()
 
 
-def prepare(app: App, options: TopOptions, source: FleetSource | None = None) -> Session:
+def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = None) -> Session:
     """The console for `options`, not yet started: `source` defaults to the Prometheus or the
     CPX API of `app`; with `options.replay` no source is polled at all."""
     from cli_devops.top.app import TopApp
@@ -135,7 +135,7 @@ def prepare(app: App, options: TopOptions, source: FleetSource | None = None) ->
     return Session(console, recording, recorder)
 
 
-def top(app: App, options: TopOptions, source: FleetSource | None = None) -> ExitStatus:
+def top(app: RunConfig, options: TopOptions, source: FleetSource | None = None) -> ExitStatus:
     """Run the console until `q` or Ctrl+C (exit 0)."""
     env = app.env
     if not env.stdout_isatty:

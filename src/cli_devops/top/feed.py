@@ -17,7 +17,7 @@ from typing import Any
 
 from cli_devops.polling import Ticker
 from cli_devops.top.recording import Recorder, Recording
-from cli_devops.top.source import FleetSource, Reading
+from cli_devops.top.source import FleetReading, FleetSource
 from cli_devops.top.state import FleetState, Frame, Replay
 
 Deliver = Callable[[Frame], None]
@@ -104,7 +104,7 @@ class LiveFeed:
                 return
             self._task = loop.create_task(self.source.poll())
             try:
-                reading: Reading = loop.run_until_complete(self._task)
+                reading: FleetReading = loop.run_until_complete(self._task)
             except asyncio.CancelledError:
                 return
             finally:
@@ -120,7 +120,7 @@ class LiveFeed:
         past = getattr(self.source, "past", None)
         if past is None:
             return
-        task: asyncio.Task[list[Reading]] = loop.create_task(
+        task: asyncio.Task[list[FleetReading]] = loop.create_task(
             past(self.state.track.history, self.interval)
         )
         self._task = task

@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
-from cli_devops.live import age
+from cli_devops.polling import age
 from cli_devops.text import terminal_safe
 from cli_devops.top import cells
 from cli_devops.top.cells import runs_text

@@ -1,4 +1,4 @@
-"""`top`'s fleet source over Prometheus: the same `Reading` per poll as from CPX, and the past
+"""`top`'s fleet source over Prometheus: the same `FleetReading` per poll as from CPX, and the past
 window of the sparklines before the first poll, so the console opens with full history."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from cli_devops.errors import ApiUnreachable
-from cli_devops.top.source import Reading
+from cli_devops.top.source import FleetReading
 
 if TYPE_CHECKING:
     from cli_devops.settings import PrometheusSettings
@@ -34,16 +34,16 @@ class PrometheusTopSource:
             self._source = await PrometheusSource(self.settings).__aenter__()
         return self._source
 
-    async def poll(self) -> Reading:
+    async def poll(self) -> FleetReading:
         source = await self._open()
         moment = self.now()
         try:
             snapshot = await source.snapshot()
         except ApiUnreachable as err:
-            return Reading(moment, (), str(err))
-        return Reading(moment, snapshot.instances)
+            return FleetReading(moment, (), str(err))
+        return FleetReading(moment, snapshot.instances)
 
-    async def past(self, samples: int, interval: float) -> list[Reading]:
+    async def past(self, samples: int, interval: float) -> list[FleetReading]:
         """The `samples - 1` steps, `interval` apart, before now (the first poll is the last
         sample); none when Prometheus cannot say (the console then starts empty, as from CPX)."""
         if samples < 2:
@@ -56,7 +56,8 @@ class PrometheusTopSource:
         except ApiUnreachable:
             return []
         return [
-            Reading(datetime.fromtimestamp(at, timezone.utc), instances) for at, instances in steps
+            FleetReading(datetime.fromtimestamp(at, timezone.utc), instances)
+            for at, instances in steps
         ]
 
     async def aclose(self) -> None:

@@ -21,7 +21,7 @@ from typing import BinaryIO, TextIO
 from cli_devops.errors import PayloadError
 from cli_devops.model import Instance, parse_percent, parse_service
 from cli_devops.polling import rfc3339
-from cli_devops.top.source import Reading
+from cli_devops.top.source import FleetReading
 
 MAX_REASON = 1000
 """Longest error reason kept from a recording."""
@@ -30,7 +30,7 @@ MAX_LINE = 64 * 1024 * 1024
 unread, so a file without line breaks cannot fill the memory."""
 
 
-def encode(reading: Reading) -> str:
+def encode(reading: FleetReading) -> str:
     """The recording line of one poll (without its newline)."""
     return json.dumps(
         {
@@ -57,7 +57,7 @@ class Recorder:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
-    def write(self, reading: Reading) -> None:
+    def write(self, reading: FleetReading) -> None:
         self.stream.write(encode(reading) + "\n")
         self.stream.flush()
 
@@ -67,14 +67,14 @@ class Recorder:
 
 @dataclass(frozen=True)
 class Recording:
-    readings: list[Reading]
+    readings: list[FleetReading]
     skipped: int
     """Lines that were not a valid poll (blank lines are not counted)."""
 
 
 def read_recording(lines: Iterable[bytes]) -> Recording:
     """Every valid poll of a recording, in file order, and the count of lines that were not."""
-    readings: list[Reading] = []
+    readings: list[FleetReading] = []
     skipped = 0
     for line in lines:
         if not line.strip():
@@ -103,8 +103,8 @@ def bounded_lines(stream: BinaryIO) -> Iterator[bytes]:
             yield line
 
 
-def decode(line: str) -> Reading:
-    """One recording line back into a `Reading`; PayloadError says why it is not one."""
+def decode(line: str) -> FleetReading:
+    """One recording line back into a `FleetReading`; PayloadError says why it is not one."""
     try:
         value = json.loads(line)
     except RecursionError:
@@ -116,7 +116,7 @@ def decode(line: str) -> Reading:
     instances = value["instances"]
     if not isinstance(instances, list):
         raise PayloadError("instances is not a list")
-    return Reading(
+    return FleetReading(
         _time(value["time"]),
         [_instance(item) for item in instances],
         _reason(value["error"]),

@@ -1,6 +1,6 @@
 """Where `top` gets the fleet from: the `FleetSource` seam, and the CPX API behind it.
 
-The console never talks to an API itself: it asks a source for one `Reading` per poll. A source
+The console never talks to an API itself: it asks a source for one `FleetReading` per poll. A source
 for another backend (Prometheus, say) only has to implement `FleetSource`.
 """
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Reading:
+class FleetReading:
     """One poll of the whole fleet: the instances as read (an unreadable one carries its
     `error`), or no instances and the poll's `error` when the fleet could not be read at all."""
 
@@ -30,7 +30,7 @@ class Reading:
 
 
 class FleetSource(Protocol):
-    """What `top` polls. `poll` returns a failed read as a `Reading` with `error` set (the
+    """What `top` polls. `poll` returns a failed read as a `FleetReading` with `error` set (the
     console keeps the last data and marks it stale); it raises only for a bug."""
 
     @property
@@ -38,7 +38,7 @@ class FleetSource(Protocol):
         """Shown in the console's header: the API's URL, for instance."""
         ...
 
-    async def poll(self) -> Reading: ...
+    async def poll(self) -> FleetReading: ...
 
     async def aclose(self) -> None:
         """Release connections; the source is not polled again."""
@@ -57,7 +57,7 @@ class CpxSource:
     def name(self) -> str:
         return self.settings.base_url
 
-    async def poll(self) -> Reading:
+    async def poll(self) -> FleetReading:
         from cli_devops.client import CpxClient
 
         if self._client is None:
@@ -66,8 +66,8 @@ class CpxSource:
         try:
             snapshot = await self._client.snapshot()
         except ApiUnreachable as err:
-            return Reading(moment, (), str(err.__cause__ or err))  # the header shows the URL
-        return Reading(moment, snapshot.instances)
+            return FleetReading(moment, (), str(err.__cause__ or err))  # the header shows the URL
+        return FleetReading(moment, snapshot.instances)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -19,9 +19,8 @@ from cli_devops.health import (
     summarize_services,
 )
 from cli_devops.history import InstanceTrack, Series, TrackState
-from cli_devops.top.source import Reading
+from cli_devops.top.source import FleetReading
 
-GONE = "Gone"
 Trend = tuple["float | None", ...]
 
 
@@ -120,7 +119,7 @@ def _delta(new: float | None, old: float | None) -> float | None:
 
 
 class FleetState:
-    """The fleet's history over the run; fed one `Reading` per poll (from one thread)."""
+    """The fleet's history over the run; fed one `FleetReading` per poll (from one thread)."""
 
     def __init__(
         self,
@@ -146,7 +145,7 @@ class FleetState:
         self.unassigned = 0
         self.last_errors: dict[str, tuple[str, float]] = {}
 
-    def apply(self, reading: Reading, clock: float, *, past: bool = False) -> None:
+    def apply(self, reading: FleetReading, clock: float, *, past: bool = False) -> None:
         """One poll; with `past`, a reading from the source's history before the first poll
         (its samples count, it is not a poll of this run)."""
         track = self.track

@@ -27,7 +27,7 @@ Cell = list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
-class Column:
+class RowTableColumn:
     title: str
     cell: Callable[[Any, int], Cell]
     """The cell of a row, at the column's width."""
@@ -84,9 +84,9 @@ class RowTable(Widget, can_focus=True):
             super().__init__()
             self.column = column
 
-    def __init__(self, columns: Sequence[Column], key: Callable[[Any], Hashable]) -> None:
+    def __init__(self, columns: Sequence[RowTableColumn], key: Callable[[Any], Hashable]) -> None:
         super().__init__()
-        self.columns: list[Column] = list(columns)
+        self.columns: list[RowTableColumn] = list(columns)
         self.key = key
         self.rows: Sequence[Any] = ()
         self.cursor = 0

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cli_devops.health import Status, summarize_services
-from cli_devops.history import ASCII_LEVELS, SPARK_LEVELS, InstanceTrack, TrackState, sparkline
+from cli_devops.history import (
+    ASCII_LEVELS,
+    GONE,
+    ROW_ORDER,
+    SPARK_LEVELS,
+    InstanceTrack,
+    TrackState,
+    sparkline,
+)
+from cli_devops.polling import age
 from cli_devops.render import STATUS_STYLES
 from cli_devops.text import plural, terminal_safe
 
@@ -29,8 +38,6 @@ MIN_SPARK = 8
 STATS_WIDTH = len("min avg max")
 FIXED_LINES = 5
 """Title, status line, blank line, table header, footer."""
-GONE = "Gone"
-ROW_ORDER = {Status.UNHEALTHY.value: 0, Status.UNKNOWN.value: 1, GONE: 2, Status.HEALTHY.value: 3}
 STYLES = {**STATUS_STYLES, GONE: "dim"}
 
 
@@ -260,16 +267,6 @@ def _unknown_reasons(state: TrackState, tracks: Sequence[InstanceTrack]) -> str:
     parts = [f"{t.ip} {terminal_safe(t.latest.error or '')}" for t in unread[:5]]
     more = f"; {len(unread) - 5} more" if len(unread) > 5 else ""
     return "unknown: " + "; ".join(parts) + more
-
-
-def age(seconds: float) -> str:
-    """A short duration for people: 0s, 42s, 3m05s, 2h10m."""
-    whole = max(0, int(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def build_summary(

@@ -1,9 +1,9 @@
 """One object for a run: the environment, the health thresholds and the client settings.
 
-Every command (the one-shot commands, `track`, the exporter) receives an `App`; none of them
+Every command (the one-shot commands, `track`, the exporter) receives a `RunConfig`; none of them
 imports another command's module to get it. `read_fleet` is the one read of the fleet the
 one-shot commands share, with what could not be read reported on stderr; it reads CPX, or
-Prometheus when `App.prometheus` is set. `open_source` is the same choice for the live views.
+Prometheus when `RunConfig.prometheus` is set. `open_source` is the same choice for the live views.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class App:
+class RunConfig:
     """Everything a command needs besides its own options."""
 
     settings: ClientSettings = field(default_factory=ClientSettings)
@@ -47,7 +47,7 @@ class App:
         return self.settings.base_url
 
 
-def open_source(app: App) -> CpxClient | PrometheusSource:
+def open_source(app: RunConfig) -> CpxClient | PrometheusSource:
     """The fleet source `app` names, for `async with`: Prometheus, else the CPX API. Both have
     `snapshot()`; `PrometheusSource` also has `history()`, for views that open with a past."""
     if app.prometheus is not None:
@@ -59,7 +59,7 @@ def open_source(app: App) -> CpxClient | PrometheusSource:
     return CpxClient(app.settings)
 
 
-def _read_snapshot(app: App, *, progress: bool = False) -> Snapshot:
+def _read_snapshot(app: RunConfig, *, progress: bool = False) -> Snapshot:
     if app.prometheus is None:
         from cli_devops.client import fetch_snapshot
 
@@ -78,7 +78,7 @@ def _read_snapshot(app: App, *, progress: bool = False) -> Snapshot:
     return read.snapshot
 
 
-def read_fleet(app: App, *, progress: bool = False) -> list[Instance]:
+def read_fleet(app: RunConfig, *, progress: bool = False) -> list[Instance]:
     """One snapshot of the fleet, with what could not be read reported on stderr; `progress`
     allows a transient progress line on a terminal's stderr while a long read runs."""
     snapshot = _read_snapshot(app, progress=progress)

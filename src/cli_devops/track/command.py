@@ -22,12 +22,10 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cli_devops.app import App, open_source, report_unread
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY, TrackState
-from cli_devops.keys import KeyListener
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker, rfc3339
 from cli_devops.render import (
@@ -36,8 +34,10 @@ from cli_devops.render import (
     make_console,
     supports_unicode,
 )
+from cli_devops.run_config import RunConfig, open_source, report_unread
 from cli_devops.service_names import resolve_service, services_of
 from cli_devops.text import plural
+from cli_devops.track.keys import KeyListener
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -70,7 +70,7 @@ class Poll(NamedTuple):
     error: str | None
 
 
-def track(app: App, service: str, options: TrackOptions | None = None) -> ExitStatus:
+def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> ExitStatus:
     """Poll until `options.count` polls are done or Ctrl+C; both end normally (exit 0).
 
     With `app.strict`, a run in which any poll failed or missed an instance raises
@@ -153,7 +153,11 @@ async def _until_interrupted(work: Coroutine[Any, Any, None], stopped_by: list[i
 
 
 async def _track(
-    app: App, service: str, state: TrackState, sink: LiveScreen | Records, options: TrackOptions
+    app: RunConfig,
+    service: str,
+    state: TrackState,
+    sink: LiveScreen | Records,
+    options: TrackOptions,
 ) -> None:
     work = asyncio.current_task()
     painter = asyncio.ensure_future(sink.animate(work.cancel if work else lambda: None))
@@ -167,7 +171,11 @@ async def _track(
 
 
 async def _poll_loop(
-    app: App, service: str, state: TrackState, sink: LiveScreen | Records, options: TrackOptions
+    app: RunConfig,
+    service: str,
+    state: TrackState,
+    sink: LiveScreen | Records,
+    options: TrackOptions,
 ) -> None:
     env = app.env
     ticker = Ticker(options.interval, env.monotonic)
@@ -198,7 +206,7 @@ async def _poll_loop(
 
 
 async def _replay_history(
-    app: App,
+    app: RunConfig,
     source: CpxClient | PrometheusSource,
     state: TrackState,
     sink: LiveScreen | Records,
@@ -233,7 +241,7 @@ async def _replay_history(
 class Records:
     """Piped output: one record per poll, and failures and unread instances on stderr."""
 
-    def __init__(self, app: App, writer: RecordWriter) -> None:
+    def __init__(self, app: RunConfig, writer: RecordWriter) -> None:
         self.app = app
         self.writer = writer
 
@@ -304,7 +312,7 @@ class LiveScreen:
             self._holding.close()
 
     def redraw(self) -> None:
-        from cli_devops.live import build_view
+        from cli_devops.track.live import build_view
 
         assert self.live is not None and self.console is not None
         width, height = self.console.size
@@ -319,7 +327,7 @@ class LiveScreen:
 
     def print_summary(self) -> None:
         """After the live view: the summary, on the normal screen, at the terminal's width."""
-        from cli_devops.live import build_summary
+        from cli_devops.track.live import build_summary
 
         assert self.console is not None
         self.console.print(

@@ -1,4 +1,4 @@
-"""From merged global options to the `App` a command runs with.
+"""From merged global options to the `RunConfig` a command runs with.
 
 The only place that knows both the option names and the library's settings: library errors come
 back here in the library's words, and the flag or variable the user actually gave is named.
@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import click
 
-from cli_devops.app import App
 from cli_devops.cli.options import GlobalValues
 from cli_devops.environment import Environment
 from cli_devops.errors import UsageError
 from cli_devops.health import Thresholds
+from cli_devops.run_config import RunConfig
 from cli_devops.settings import DEFAULT_QUERY_TIMEOUT, ClientSettings, PrometheusSettings
 
 DEMO_SEED = 7
@@ -27,8 +27,8 @@ def make_environment(options: GlobalValues) -> Environment:
     return Environment.from_system(no_color=no_color)
 
 
-def make_app(ctx: click.Context, options: GlobalValues) -> App:
-    """The App for a command that reads the fleet; `--demo` starts the simulator for the
+def make_run_config(ctx: click.Context, options: GlobalValues) -> RunConfig:
+    """The RunConfig for a command that reads the fleet; `--demo` starts the simulator for the
     lifetime of `ctx`."""
     from urllib.request import getproxies_environment
 
@@ -63,7 +63,7 @@ def make_app(ctx: click.Context, options: GlobalValues) -> App:
         insecure=options["insecure"],
         proxies=getproxies_environment(),
     )
-    return App(
+    return RunConfig(
         settings=settings,
         thresholds=Thresholds(cpu=options["cpu_threshold"], memory=options["mem_threshold"]),
         env=env,
@@ -73,8 +73,8 @@ def make_app(ctx: click.Context, options: GlobalValues) -> App:
     )
 
 
-def make_apps(ctx: click.Context, options: GlobalValues) -> list[tuple[str, App]]:
-    """One App per context of the config file, for `--all-contexts`: each context's values
+def make_run_configs(ctx: click.Context, options: GlobalValues) -> list[tuple[str, RunConfig]]:
+    """One RunConfig per context of the config file, for `--all-contexts`: each context's values
     under what the command line and the environment set for all of them."""
     from cli_devops.cli.contexts import read_config
     from cli_devops.cli.options import with_context
@@ -88,7 +88,8 @@ def make_apps(ctx: click.Context, options: GlobalValues) -> list[tuple[str, App]
             f"no contexts in {config.path}; add one with: cli_devops config set-context"
         )
     return [
-        (name, make_app(ctx, with_context(base, name, config))) for name in sorted(config.contexts)
+        (name, make_run_config(ctx, with_context(base, name, config)))
+        for name in sorted(config.contexts)
     ]
 
 

@@ -1,0 +1,189 @@
+"""The frame of every `top` table screen: the poll header, the `/` filter, a sortable `RowTable`
+and the fleet's totals (`FrameView`), which the fleet and service screens fill with their rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Input, Static
+
+from cli_devops.top import cells
+from cli_devops.top.cells import runs_text
+from cli_devops.top.keys import KEYS_HINT
+from cli_devops.top.state import Frame
+from cli_devops.top.table import Cell, RowTable, RowTableColumn
+
+MIN_SPARK = 6
+
+
+def plain(text: str, spec: str = "") -> Cell:
+    return [(text, spec)]
+
+
+class FilterBox(Input):
+    """The `/` filter. Enter applies it at once, not through a message; keys typed ahead of the
+    screen (Enter Enter: filter, then open) may still reach the box after it closed, and an
+    Enter there opens the row under the cursor, as it would have in the table."""
+
+    def __init__(self, apply: Callable[[str], None], choose: Callable[[], None]) -> None:
+        super().__init__(placeholder="filter (Enter applies, empty clears)", id="filter")
+        self.apply = apply
+        self.choose = choose
+
+    async def action_submit(self) -> None:
+        if self.display:
+            self.apply(self.value)
+        else:
+            self.choose()
+
+
+class FrameView(Screen[None]):
+    """A screen with the poll header, a filterable, sortable table and the fleet's totals."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "back", "Back", show=False),
+        Binding("slash", "filter", "Filter", show=False),
+        Binding("s", "sort", "Sort", show=False),
+    ]
+    place = "Fleet"
+    default_sort = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_text = ""
+        self.sort_column = self.default_sort
+        self.spark = -1
+        self.table = RowTable(self.columns(0), self.row_key)
+        self.table.sort_column = self.sort_column
+
+    @property
+    def top(self) -> cells.Console:
+        return cast("cells.Console", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        yield Static(id="place")
+        yield self.table
+        yield FilterBox(self.apply_filter, self.table.action_choose)
+        yield Static(id="totals")
+        yield Static(KEYS_HINT, id="keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.table.focus()
+        self.show(self.top.frame)
+
+    def on_screen_resume(self) -> None:
+        self.show(self.top.frame)
+
+    def on_resize(self) -> None:
+        self.show(self.top.frame)
+
+    # What each screen defines.
+    def columns(self, spark: int) -> list[RowTableColumn]:
+        raise NotImplementedError
+
+    def row_key(self, row: Any) -> Hashable:
+        raise NotImplementedError
+
+    def rows(self, frame: Frame) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def matches(self, row: Any, needle: str) -> bool:
+        raise NotImplementedError
+
+    def worst_first(self, row: Any) -> Any:
+        raise NotImplementedError
+
+    def fixed_width(self) -> int:
+        raise NotImplementedError
+
+    def sparks(self) -> int:
+        return 2
+
+    def open(self, key: Hashable) -> None:
+        return None
+
+    def show(self, frame: Frame | None) -> None:
+        """Lay out `frame`: filter, sort, then hand the rows to the table (which formats only
+        the visible ones)."""
+        if not self.is_mounted:
+            return
+        width = self.size.width or 80
+        spark = min(frame.history if frame else 30, (width - self.fixed_width()) // self.sparks())
+        spark = spark if spark >= MIN_SPARK else 0
+        if spark != self.spark:
+            self.spark = spark
+            self.table.columns = self.columns(spark)
+        rows = list(self.rows(frame)) if frame is not None else []
+        if self.filter_text:
+            needle = self.filter_text.lower()
+            rows = [row for row in rows if self.matches(row, needle)]
+        column = self.table.columns[self.sort_column]
+        if column.sort_key is None or self.sort_column == self.default_sort:
+            rows.sort(key=self.worst_first)
+        else:
+            rows.sort(key=column.sort_key, reverse=column.right)
+        self.table.sort_column = self.sort_column
+        self.table.set_rows(rows)
+        self.show_lines(frame)
+
+    def show_lines(self, frame: Frame | None) -> None:
+        now = self.top.clock()
+        header = cells.poll_line(frame, now, self.top.paused)
+        alert = cells.alert_line(frame, now)
+        lines = runs_text(header)
+        if alert:
+            lines.append("\n")
+            lines.append_text(runs_text(alert))
+        self.query_one("#header", Static).update(lines)
+        place = [(self.place, "bold")]
+        if self.filter_text:
+            place.append((f"  filter: {self.filter_text}", "cyan"))
+        shown, total = len(self.table.rows), len(self.rows(frame)) if frame else 0
+        place.append((f"  {shown} of {total} rows" if shown != total else f"  {total} rows", "dim"))
+        self.query_one("#place", Static).update(runs_text(place))
+        self.query_one("#totals", Static).update(runs_text(cells.totals_line(frame)))
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.display = False
+            self.table.focus()
+        elif len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = self.filter_text
+        box.display = True
+        box.focus()
+
+    def apply_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self.query_one("#filter", Input).display = False
+        self.table.cursor = 0
+        self.table.focus()
+        self.show(self.top.frame)
+
+    def action_sort(self) -> None:
+        count = len(self.table.columns)
+        for step in range(1, count + 1):
+            candidate = (self.sort_column + step) % count
+            if self.table.columns[candidate].sort_key is not None:
+                self.sort_by(candidate)
+                return
+
+    def sort_by(self, column: int) -> None:
+        self.sort_column = column
+        self.show(self.top.frame)
+
+    def on_row_table_header_clicked(self, event: RowTable.HeaderClicked) -> None:
+        self.sort_by(event.column)
+
+    def on_row_table_chosen(self, event: RowTable.Chosen) -> None:
+        self.open(event.key)
