@@ -149,3 +149,10 @@ def test_tracks_live_view_notes_the_outlier_as_top_does():
     assert header.split()[-1] == "Note"
     flagged = [line for line in lines if "outlier" in line]
     assert [line.split()[0] for line in flagged] == ["10.1.1.8"]
+
+
+def test_a_service_moved_as_a_whole_keeps_an_outlier_at_exactly_the_floor():
+    # 32.4 - 12.4 is 19.999999999999996 in floating point: still the 20-point floor.
+    cpus = [0.0, 9.0, 12.0, 12.0, 32.0]
+    assert outliers(service("Api", cpus)) == {"10.1.1.5"}
+    assert outliers(service("Api", [cpu + 0.40295218320635584 for cpu in cpus])) == {"10.1.1.5"}

@@ -23,6 +23,8 @@ MAD_SCALE = 1.4826
 """Scales the median absolute deviation to a standard deviation for normally spread figures."""
 OUTLIER_MIN_POINTS = 20.0
 """Percentage points an outlier must be away from its service's median, however tight the rest."""
+DISTANCE_DIGITS = 9
+"""Decimal places a distance from the median is compared at (far below any reading's)."""
 
 
 class Status(str, Enum):
@@ -126,8 +128,10 @@ def median(values: Sequence[float]) -> float:
 
 def _deviating(values: Sequence[float]) -> list[int]:
     centre = median(values)
-    distances = [abs(value - centre) for value in values]
-    limit = OUTLIER_MADS * MAD_SCALE * median(distances)
+    # Rounded so that a service moved as a whole keeps its outliers: 32.4 - 12.4 is
+    # 19.999999999999996 in floating point, 32 - 12 is 20.
+    distances = [round(abs(value - centre), DISTANCE_DIGITS) for value in values]
+    limit = round(OUTLIER_MADS * MAD_SCALE * median(distances), DISTANCE_DIGITS)
     return [
         index
         for index, distance in enumerate(distances)
