@@ -7,6 +7,7 @@ import collections
 import contextlib
 import http.client
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -258,3 +259,30 @@ def terminate(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+LOGFMT_PAIR = re.compile(r'([A-Za-z0-9_.-]+)=("(?:[^"\\]|\\.)*"|[^ "=\\]*)(?: |$)')
+
+
+def logfmt(line: str) -> dict[str, str]:
+    """One logfmt line as a dict; fails the test unless the whole line is key=value pairs."""
+    pairs: dict[str, str] = {}
+    position = 0
+    while position < len(line):
+        match = LOGFMT_PAIR.match(line, position)
+        assert match, f"not logfmt at {position}: {line!r}"
+        key, value = match.groups()
+        pairs[key] = json.loads(value) if value.startswith('"') else value
+        position = match.end()
+    assert list(pairs)[:3] == ["ts", "level", "msg"], line
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", pairs["ts"]), line
+    return pairs
+
+
+def log_events(stderr: str) -> list[dict[str, str]]:
+    """Every line of the exporter's stderr as a logfmt event."""
+    return [logfmt(line) for line in stderr.splitlines()]
+
+
+def messages(stderr: str) -> list[str]:
+    return [event["msg"] for event in log_events(stderr)]

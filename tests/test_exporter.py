@@ -18,6 +18,7 @@ from cli_devops.client import ClientSettings
 from cli_devops.exporter import (
     DEFAULT_LISTEN,
     Exporter,
+    ServeOptions,
     Shard,
     parse_listen,
     parse_shard,
@@ -28,7 +29,15 @@ from cli_devops.health import Thresholds
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
 from .conftest import hermetic_environ, needs_ipv6, stop_process
-from .scraping import GatedCpx, expected_samples, get, samples, wait_until, without_duration
+from .scraping import (
+    GatedCpx,
+    expected_samples,
+    get,
+    log_events,
+    samples,
+    wait_until,
+    without_duration,
+)
 
 CPX_FAMILIES = [
     "cpx_up",
@@ -174,7 +183,8 @@ def test_landing_page_healthz_and_unknown_paths(exporter, sim):
 
 @needs_ipv6
 def test_exporter_listens_on_ipv6(sim, fleet):
-    with Exporter(ClientSettings(sim.url), address=parse_listen("[::1]:0")) as running:
+    options = ServeOptions((parse_listen("[::1]:0"),))
+    with Exporter(ClientSettings(sim.url), options=options) as running:
         assert running.url.startswith("http://[::1]:")
         found = without_duration(samples(get(running.url).text))
     assert found == expected_samples(fleet)
@@ -328,9 +338,12 @@ def test_parse_shard_and_listen():
         (("--shard", "0/0"), "invalid --shard '0/0'"),
         (("--shard", "a/b"), "invalid --shard 'a/b'"),
         (("--shard", "1"), "invalid --shard '1'"),
-        (("--listen", "8095"), "invalid --listen '8095': expected HOST:PORT, like 127.0.0.1:8095"),
-        (("--listen", "::1:80"), "invalid --listen '::1:80'"),
-        (("--listen", "host:99999"), "invalid --listen 'host:99999'"),
+        (
+            ("--listen", "8095"),
+            "invalid --web.listen-address '8095': expected HOST:PORT, like 127.0.0.1:8095",
+        ),
+        (("--listen", "::1:80"), "invalid --web.listen-address '::1:80'"),
+        (("--listen", "host:99999"), "invalid --web.listen-address 'host:99999'"),
     ],
 )
 def test_bad_exporter_options_are_usage_errors(cli, args, message):
@@ -384,7 +397,13 @@ def test_exporter_command_serves_until_stopped(sim, fleet, stop_signal):
         process.kill()
         process.wait()
     assert process.returncode == 0
-    assert (out, err) == ("", "")
+    assert out == ""
+    listening, stopping = log_events(err)
+    assert listening["level"] == stopping["level"] == "info"
+    assert listening["msg"] == "listening"
+    assert listening["address"] == url.removeprefix("http://")
+    assert listening["path"] == "/metrics"
+    assert stopping["msg"] == "stopping"
 
 
 def test_exporter_command_says_on_stderr_why_cpx_up_is_0():
@@ -409,10 +428,17 @@ def test_exporter_command_says_on_stderr_why_cpx_up_is_0():
         process.kill()
         process.wait()
     assert process.returncode == 0
-    assert err == (
-        f"cli_devops: cpx_up 0: cannot read the CPX API at {cpx}/servers: connection failed: "
-        "connection refused (after 4 attempts).\n"
-    )
+    failures = [event for event in log_events(err) if event["level"] == "warn"]
+    assert failures == [
+        {
+            "ts": failures[0]["ts"],
+            "level": "warn",
+            "msg": "CPX read failed",
+            "cpx_up": "0",
+            "cause": f"cannot read the CPX API at {cpx}/servers: connection failed: "
+            "connection refused (after 4 attempts).",
+        }
+    ]
 
 
 def test_other_commands_do_not_import_prometheus_client(sim):

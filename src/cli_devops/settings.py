@@ -17,6 +17,13 @@ DEFAULT_EXPORTER_PORT = 8095
 """Outside 9100-9999, where Prometheus's default port allocations put exporters, and away from
 8080/8081 where CPX and the bundled simulator listen."""
 DEFAULT_EXPORTER_LISTEN = f"127.0.0.1:{DEFAULT_EXPORTER_PORT}"
+DEFAULT_TELEMETRY_PATH = "/metrics"
+DEFAULT_MAX_REQUESTS = 40
+"""node_exporter's default: scrapes in flight at once beyond this are answered 503."""
+LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("logfmt", "json")
+DEFAULT_LOG_LEVEL = "info"
+DEFAULT_LOG_FORMAT = "logfmt"
 
 
 @dataclass(frozen=True)

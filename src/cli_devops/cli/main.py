@@ -129,6 +129,14 @@ _API_HINTS = {
 }
 
 
+_SETTING_FLAGS = {
+    "listen": "--web.listen-address",
+    "shard": "--shard",
+    "telemetry_path": "--web.telemetry-path",
+    "max_requests": "--web.max-requests",
+}
+
+
 def _with_hint(err: CliDevopsError) -> str:
     """The library's message, plus the option that led to it where the user may not know."""
     message = str(err)
@@ -138,8 +146,8 @@ def _with_hint(err: CliDevopsError) -> str:
         return f"{message}{_API_HINTS.get(err.kind, '')}"
     if isinstance(err, SettingError) and err.setting == "ca_cert":
         return f"--ca-cert {err.detail}"
-    if isinstance(err, SettingError) and err.setting in ("listen", "shard"):
-        return f"invalid --{err.setting} {err.detail}"
+    if isinstance(err, SettingError) and err.setting in _SETTING_FLAGS:
+        return f"invalid {_SETTING_FLAGS[err.setting]} {err.detail}"
     return message
 
 

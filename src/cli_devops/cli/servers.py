@@ -6,26 +6,66 @@ import click
 
 from cli_devops.cli.options import CONNECTION, THRESHOLDS, GlobalValues, global_options
 from cli_devops.errors import CannotListen, ExitStatus
-from cli_devops.settings import DEFAULT_EXPORTER_LISTEN
+from cli_devops.settings import (
+    DEFAULT_EXPORTER_LISTEN,
+    DEFAULT_LOG_FORMAT,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_TELEMETRY_PATH,
+    LOG_FORMATS,
+    LOG_LEVELS,
+)
 
 
 @click.command()
-@click.option("--listen", default=DEFAULT_EXPORTER_LISTEN, show_default=True, metavar="HOST:PORT",
-              help="Address to serve on; 0.0.0.0:PORT (or :PORT) for every interface.")  # fmt: skip
-@click.option("--shard", default="0/1", show_default=True, metavar="K/N",
-              help="Export only shard K of N of the fleet (a stable hash of the IP).")  # fmt: skip
+@click.option("--web.listen-address", "--listen", "listen", multiple=True, metavar="HOST:PORT",
+              help=f"Address to serve on; 0.0.0.0:PORT (or :PORT) for every interface. "
+                   f"Repeat it for several.  [default: {DEFAULT_EXPORTER_LISTEN}]")  # fmt: skip
+@click.option("--web.telemetry-path", "telemetry_path", default=DEFAULT_TELEMETRY_PATH,
+              show_default=True, metavar="PATH", help="Path to serve the metrics on.")  # fmt: skip
+@click.option("--web.max-requests", "max_requests", type=click.IntRange(min=0),
+              default=DEFAULT_MAX_REQUESTS, show_default=True, metavar="N",
+              help="Scrapes answered at once; more get 503. 0 for no limit.")  # fmt: skip
+@click.option("--web.disable-exporter-metrics", "no_exporter_metrics", is_flag=True,
+              help="Leave out the exporter's own process_* metrics.")  # fmt: skip
 @click.option("--web.config.file", "web_config", metavar="FILE",
               type=click.Path(exists=True, dir_okay=False),
               help="TLS and basic auth, in the Prometheus exporter toolkit's web configuration "
                    "format (as node_exporter's).")  # fmt: skip
+@click.option("--log.level", "log_level", type=click.Choice(LOG_LEVELS),
+              default=DEFAULT_LOG_LEVEL, show_default=True,
+              help="Log events of this level or above (on stderr).")  # fmt: skip
+@click.option("--log.format", "log_format", type=click.Choice(LOG_FORMATS),
+              default=DEFAULT_LOG_FORMAT, show_default=True,
+              help="One line per event, as logfmt or JSON.")  # fmt: skip
+@click.option("--shard", default="0/1", show_default=True, metavar="K/N",
+              help="Export only shard K of N of the fleet (a stable hash of the IP).")  # fmt: skip
 @global_options(*CONNECTION, *THRESHOLDS)
-def exporter(options: GlobalValues, listen: str, shard: str, web_config: str | None) -> int:
+def exporter(
+    options: GlobalValues,
+    listen: tuple[str, ...],
+    telemetry_path: str,
+    max_requests: int,
+    no_exporter_metrics: bool,
+    web_config: str | None,
+    log_level: str,
+    log_format: str,
+    shard: str,
+) -> int:
     """Serve the fleet as Prometheus metrics, read from CPX at every scrape."""
     from cli_devops.cli.make_config import make_run_config
-    from cli_devops.exporter import run_exporter
+    from cli_devops.exporter import ServeOptions, parse_addresses, run_exporter
 
+    serve = ServeOptions(
+        parse_addresses(listen),
+        telemetry_path=telemetry_path,
+        max_requests=max_requests,
+        exporter_metrics=not no_exporter_metrics,
+        log_level=log_level,
+        log_format=log_format,
+    )
     app = make_run_config(click.get_current_context(), options)
-    return run_exporter(app, listen=listen, shard=shard, web_config=web_config)
+    return run_exporter(app, serve=serve, shard=shard, web_config=web_config)
 
 
 @click.command()

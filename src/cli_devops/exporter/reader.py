@@ -19,14 +19,15 @@ emptier:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from cli_devops.client import ClientSettings, CpxClient
 from cli_devops.errors import ApiUnreachable
 from cli_devops.exporter.collector import Shard, ShardReading
+from cli_devops.exporter.events import EventLog
 
 JOIN_SLACK = 0.05
 """Seconds by which a read in flight may end after a scrape's deadline and still be joined
@@ -51,11 +52,11 @@ class FleetReader:
         self,
         settings: ClientSettings,
         shard: Shard | None = None,
-        warn: Callable[[str], None] | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.settings = settings
         self.shard = shard or Shard()
-        self._warn = warn
+        self.events = events or EventLog(None)
         self.reads_started = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -158,14 +159,19 @@ class FleetReader:
         try:
             listing = await client.servers(budget)
         except ApiUnreachable as err:
-            if self._warn is not None:
-                self._warn(f"cpx_up 0: {err}")
+            self.events.warn("CPX read failed", cpx_up=0, cause=str(err))
             return ShardReading(False, [], loop.time() - started, str(err))
         owned = [ip for ip in listing.ips if self.shard.owns(ip)]
         read = await client.read(owned, budget, list_unrequested=False)
-        unread = sum(1 for instance in read.instances if instance.error is not None)
-        if (unread or read.unrequested) and self.settings.log is not None:
-            self.settings.log(
-                f"{unread + read.unrequested} of {len(owned)} instances could not be read"
-            )
+        causes = collections.Counter(
+            instance.error for instance in read.instances if instance.error is not None
+        )
+        if read.unrequested:
+            causes["not requested within the scrape's deadline"] += read.unrequested
+        if causes:
+            cause, count = causes.most_common(1)[0]
+            self.events.warn(
+                "instances not read", unread=sum(causes.values()), instances=len(owned),
+                cause=cause, cause_count=count, causes=len(causes),
+            )  # fmt: skip
         return ShardReading(True, read.instances, loop.time() - started, None, read.unrequested)

@@ -12,6 +12,7 @@ that accepts it (`Accept-Encoding` with a q-value above 0).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import html
@@ -19,17 +20,17 @@ import platform
 import socket
 import socketserver
 import sys
-from collections.abc import Callable
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry, Info, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from cli_devops import __version__
-from cli_devops.errors import CannotListen, ExitStatus, SettingError
+from cli_devops.errors import CannotListen, ExitStatus
 from cli_devops.exporter.collector import (
     CpxCollector,
     Shard,
@@ -37,6 +38,8 @@ from cli_devops.exporter.collector import (
     scrape_budget,
     scrape_deadline,
 )
+from cli_devops.exporter.events import EventLog
+from cli_devops.exporter.options import ServeOptions, parse_listen
 from cli_devops.exporter.reader import ExporterStopping, FleetReader
 from cli_devops.exporter.web_config import (
     BasicAuth,
@@ -52,27 +55,21 @@ from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_EXPORTER_PORT, 
 
 DEFAULT_PORT = DEFAULT_EXPORTER_PORT
 DEFAULT_LISTEN = DEFAULT_EXPORTER_LISTEN
+BUSY = b"too many scrapes in flight; try again later\n"
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """Read `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (every IPv4 interface); raises UsageError."""
-    host, colon, port_text = text.strip().rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        colon = ""
-    if not colon or not port_text.isdigit() or int(port_text) > 65535:
-        raise SettingError("listen", f"{text!r}: expected HOST:PORT, like {DEFAULT_LISTEN}")
-    return host or "0.0.0.0", int(port_text)
+def address_text(host: str, port: int) -> str:
+    """`HOST:PORT`, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def where(host: str, port: int, url: str) -> str:
+def where(host: str, port: int, url: str, path: str = "/metrics") -> str:
     """What the exporter listens on, as an operator reads it: the metrics URL, or for a
     wildcard address every interface with the port, and the URL that works from this machine."""
     family = {"0.0.0.0": "IPv4", "": "IPv4", "::": "IPv6"}.get(host)
     if family is None:
-        return f"{url}/metrics"
-    return f"port {port} of every {family} interface ({url}/metrics from this machine)"
+        return f"{url}{path}"
+    return f"port {port} of every {family} interface ({url}{path} from this machine)"
 
 
 def accepts_gzip(header: str) -> bool:
@@ -104,7 +101,7 @@ LANDING_PAGE = """<!DOCTYPE html>
 <h1>CPX exporter</h1>
 <p>Fleet health of the CPX API at <code>{cpx}</code>, shard {shard}, read at every scrape.</p>
 <ul>
-<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
+<li><a href="{path}">{path}</a>: Prometheus metrics</li>
 <li><a href="/-/healthy">/-/healthy</a> (or /healthz): liveness</li>
 </ul>
 <p>cli_devops {version}</p>
@@ -147,36 +144,56 @@ class _Handler(BaseHTTPRequestHandler):
         exporter = server.exporter
         if not authorized(self, exporter.auth):
             return
-        path = urlsplit(self.path).path
-        if path == "/metrics":
-            self._metrics(exporter)
-        elif path in ("/-/healthy", "/healthz"):
+        parts = urlsplit(self.path)
+        if parts.path == exporter.options.telemetry_path:
+            self._metrics(exporter, parse_qs(parts.query).get("name[]", []))
+        elif parts.path in ("/-/healthy", "/healthz"):
             self._send(200, "text/plain; charset=utf-8", b"ok\n")
-        elif path == "/":
+        elif parts.path == "/":
             page = LANDING_PAGE.format(
                 cpx=html.escape(exporter.settings.base_url),
+                path=html.escape(exporter.options.telemetry_path),
                 shard=exporter.shard,
                 version=__version__,
             )
             self._send(200, "text/html; charset=utf-8", page.encode())
         else:
-            self._send(404, "text/plain; charset=utf-8", b"not found; see /metrics\n")
+            hint = f"not found; see {exporter.options.telemetry_path}\n"
+            self._send(404, "text/plain; charset=utf-8", hint.encode())
 
     def do_HEAD(self) -> None:
         """Like GET, headers only (Content-Length is the GET body's)."""
         self.do_GET()
 
-    def _metrics(self, exporter: Exporter) -> None:
+    def _metrics(self, exporter: Exporter, names: list[str]) -> None:
+        """The metrics, or only the families `name[]` asks for (as client_python's own
+        exposition restricts them); 503 beyond `max_requests` scrapes in flight."""
+        slots = exporter.slots
+        if slots is not None and not slots.acquire(blocking=False):
+            exporter.events.warn(
+                "scrape refused", cause="too many scrapes in flight",
+                client=self.address_string(), max_requests=exporter.options.max_requests,
+            )  # fmt: skip
+            self._send(503, "text/plain; charset=utf-8", BUSY)
+            return
+        try:
+            self._answer_metrics(exporter, names)
+        finally:
+            if slots is not None:
+                slots.release()
+
+    def _answer_metrics(self, exporter: Exporter, names: list[str]) -> None:
+        registry = exporter.registry.restricted_registry(names) if names else exporter.registry
         deadline = scrape_deadline(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
         token = scrape_budget.set(deadline)
         try:
-            body = encoder(exporter.registry)
+            body = encoder(registry)
         except ExporterStopping:
             self.close_connection = True  # abandoned: no answer rather than a false "down"
             return
         except Exception as err:  # one scrape's bug must not take the exporter down
-            exporter.warn(f"/metrics failed: {type(err).__name__}: {err}")
+            exporter.events.error("scrape failed", cause=f"{type(err).__name__}: {err}")
             exporter.log_traceback()
             self._send(500, "text/plain; charset=utf-8", b"internal error reading the fleet\n")
             return
@@ -198,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         server = self.server
         assert isinstance(server, _Server)
-        server.exporter.log(f"{self.address_string()} {format % args}")
+        server.exporter.events.debug("request", client=self.address_string(), line=format % args)
 
 
 class Exporter:
@@ -213,25 +230,34 @@ class Exporter:
         *,
         thresholds: Thresholds | None = None,
         shard: Shard | None = None,
-        address: tuple[str, int] = ("127.0.0.1", 0),
-        warn: Callable[[str], None] | None = None,
+        options: ServeOptions | None = None,
+        events: EventLog | None = None,
     ) -> None:
+        self.options = options or ServeOptions()
+        self.events = events or EventLog(None)
+        """Where events go (none by default: tests and embedders see only what they ask)."""
+        if settings.log is None and self.events.enabled("debug"):
+            settings = dataclasses.replace(settings, log=self.events.debug)
         self.settings = settings
         self.web = WebConfig()
         """TLS and basic auth (plain HTTP, no auth by default); set before `start()`."""
         self.thresholds = thresholds or Thresholds()
         self.shard = shard or Shard()
-        self.host, self.port = address
+        self.host, self.port = self.options.addresses[0]
         self.url = ""
-        self._warn = warn
-        self.reader = FleetReader(settings, self.shard, warn)
+        self.urls: list[str] = []
+        """One base URL per listen address, in their order (`url` is the first)."""
+        limit = self.options.max_requests
+        self.slots = threading.BoundedSemaphore(limit) if limit else None
+        self.reader = FleetReader(settings, self.shard, self.events)
         self.registry = CollectorRegistry()
         self.registry.register(CpxCollector(self.reader.read, self.thresholds))
-        ProcessCollector(registry=self.registry)
+        if self.options.exporter_metrics:
+            ProcessCollector(registry=self.registry)
         Info(
             "cpx_exporter_build", "The exporter's version and Python's.", registry=self.registry
         ).info({"version": __version__, "python_version": platform.python_version()})
-        self._server: BackgroundServer | None = None
+        self._servers: list[BackgroundServer] = []
 
     @functools.cached_property
     def auth(self) -> BasicAuth | None:
@@ -250,31 +276,42 @@ class Exporter:
             for line in traceback.format_exc().splitlines():
                 self.settings.log(line)
 
-    def warn(self, line: str) -> None:
-        """A line an operator must see (stderr for the command)."""
-        if self._warn is not None:
-            self._warn(line)
-
     def start(self) -> str:
-        """Bind, start the CPX client and the server threads; returns the base URL.
+        """Bind every address, start the CPX client and the server threads; returns the first
+        address's base URL.
 
-        Bind errors (address in use, no such address) are raised here as OSError.
+        Bind errors (address in use, no such address) are raised here as OSError, with
+        `failed_address` set to the address that failed; nothing is left listening.
         """
-        if self._server is not None:
+        if self._servers:
             raise RuntimeError("exporter already started")
-        server = BackgroundServer(_Server((self.host, self.port), self), "cpx-exporter-http", 0.1)
+        servers: list[BackgroundServer] = []
+        for host, port in self.options.addresses:
+            try:
+                httpd = _Server((host, port), self)
+            except OSError as err:
+                for bound in servers:
+                    bound.stop()
+                err.failed_address = (host, port)  # type: ignore[attr-defined]
+                raise
+            servers.append(BackgroundServer(httpd, "cpx-exporter-http", 0.1))
         self.reader.start()
-        self._server = server
-        self.port = server.port
-        self.url = loopback_url(self.host, self.port, self.web.scheme)
-        server.start()
+        self._servers = servers
+        self.port = servers[0].port
+        self.urls = [
+            loopback_url(host, server.port, self.web.scheme)
+            for (host, _), server in zip(self.options.addresses, servers)
+        ]
+        self.url = self.urls[0]
+        for server in servers:
+            server.start()
         return self.url
 
     def stop(self) -> None:
         """Stop serving and close the CPX client. Idempotent."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
         self.reader.stop()
 
     def __enter__(self) -> Exporter:
@@ -288,7 +325,7 @@ class Exporter:
 def run_exporter(
     app: RunConfig,
     *,
-    listen: str = DEFAULT_LISTEN,
+    serve: ServeOptions | None = None,
     shard: str = "0/1",
     web_config: str | None = None,
 ) -> ExitStatus:
@@ -296,23 +333,36 @@ def run_exporter(
     0; scrapes in flight are abandoned without an answer).
 
     `web_config` is a web configuration file (TLS, basic auth), read and checked before serving.
+    Events (listening, stopping, scrape failures and their cause) go to stderr, one line each.
     """
+    serve = serve or ServeOptions((parse_listen(DEFAULT_LISTEN),))
+    events = EventLog(app.env.stderr, "debug" if app.debug else serve.log_level, serve.log_format)
+    settings = app.settings
+    if app.debug:
+        settings = dataclasses.replace(settings, log=None)  # debug lines become events
     exporter = Exporter(
-        app.settings,
+        settings,
         thresholds=app.thresholds,
         shard=parse_shard(shard),
-        address=parse_listen(listen),
-        warn=app.env.warn,
+        options=serve,
+        events=events,
     )
     if web_config:
         exporter.web = load_web_config(Path(web_config))
     try:
-        url = exporter.start()
+        exporter.start()
     except OSError as err:
-        raise CannotListen(listen, err) from None
+        host, port = getattr(err, "failed_address", exporter.options.addresses[0])
+        raise CannotListen(address_text(host, port), err) from None
+    path = exporter.options.telemetry_path
+    places = []
+    for (host, _), url in zip(exporter.options.addresses, exporter.urls):
+        port = urlsplit(url).port or 0
+        places.append(where(host, port, url, path))
+        events.info("listening", address=address_text(host, port), path=path)
     try:
         app.env.stdout.write(
-            f"Serving CPX metrics on {where(exporter.host, exporter.port, url)} "
+            f"Serving CPX metrics on {' and on '.join(places)} "
             f"(shard {exporter.shard}, CPX API {app.base_url}); press Ctrl+C to stop\n"
         )
         app.env.stdout.flush()
@@ -320,5 +370,6 @@ def run_exporter(
     except KeyboardInterrupt:
         pass
     finally:
+        events.info("stopping")
         exporter.stop()
     return ExitStatus.OK
