@@ -39,11 +39,15 @@ def _escaped(char: str) -> str:
         return "\\n"
     if char.isprintable():
         return char
-    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+    units = char.encode("utf-16-be", "surrogatepass")  # JSON's escapes: UTF-16 code units
+    return "".join(
+        f"\\u{int.from_bytes(units[i : i + 2], 'big'):04x}" for i in range(0, len(units), 2)
+    )
 
 
 def logfmt_value(value: object) -> str:
-    """A value as logfmt writes it: bare when it is a plain word, quoted and escaped otherwise."""
+    """A value as logfmt writes it: bare when it is a plain word, else quoted with JSON's
+    string escapes (so a quoted value reads back with any JSON parser)."""
     text = str(value)
     if text and all(c.isprintable() and c not in ' "=\\' for c in text):
         return text

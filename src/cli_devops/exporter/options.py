@@ -80,10 +80,11 @@ class ServeOptions:
 
 
 def parse_addresses(listen: Iterable[str]) -> tuple[tuple[str, int], ...]:
-    """Every address to listen on, in order, once each; the default when none is given."""
+    """Every address to listen on, in order, once each (port 0, any free port, as often as it
+    is given); the default when none is given."""
     addresses: list[tuple[str, int]] = []
     for text in listen:
         address = parse_listen(text)
-        if address not in addresses:
+        if address not in addresses or address[1] == 0:
             addresses.append(address)
     return tuple(addresses) or (parse_listen(DEFAULT_EXPORTER_LISTEN),)

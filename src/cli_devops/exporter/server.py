@@ -250,7 +250,7 @@ class Exporter:
         limit = self.options.max_requests
         self.slots = threading.BoundedSemaphore(limit) if limit else None
         self.reader = FleetReader(settings, self.shard, self.events)
-        self.registry = CollectorRegistry()
+        self.registry = CollectorRegistry(auto_describe=True)  # name[] finds process_*
         self.registry.register(CpxCollector(self.reader.read, self.thresholds))
         if self.options.exporter_metrics:
             ProcessCollector(registry=self.registry)
