@@ -1,18 +1,20 @@
 # Task runner. `make` (= `make check`) sets up .venv with the test extras, installs Prometheus
-# (Debian package, for the exporter tests), wrk (for the benchmark's simulator capacity row) and
-# tmux (a real terminal for the full-screen tests) when they are missing, and runs lint, types and
-# every test. `make test` is the fast loop: every test not marked `slow` or `system`, with no
-# Debian package needed. Both spread the tests over every core (pytest-xdist).
+# (Debian package, for the exporter tests), wrk (for the benchmark's simulator capacity row),
+# tmux (a real terminal for the full-screen tests), Alertmanager's amtool and systemd's
+# systemd-analyze (the deploy files' checks), and podman, runc, slirp4netns and debootstrap (the
+# container image's test) when they are missing, and runs lint, types and every test. `make test`
+# is the fast loop: every test not marked `slow` or `system`, with no Debian package needed. Both
+# spread the tests over every core (pytest-xdist).
 VENV ?= .venv
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: check test prometheus wrk tmux demo sdist-check man
+.PHONY: check test prometheus wrk tmux deploy-tools container-tools demo sdist-check man image image-local-base
 .DEFAULT_GOAL := check
 
 WORKERS ?= auto
 
-check: $(VENV)/.installed prometheus wrk tmux
+check: $(VENV)/.installed prometheus wrk tmux deploy-tools container-tools
 	$(VENV)/bin/python -m pytest -n $(WORKERS)
 
 test: $(VENV)/.installed
@@ -40,6 +42,42 @@ tmux:
 		$(SUDO) apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends tmux; \
 	fi
+
+# amtool (Alertmanager's config checks) and systemd-analyze (the unit's checks and the unit files
+# it verifies against).
+deploy-tools:
+	@if ! command -v amtool >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1 \
+			|| [ ! -e /usr/lib/systemd/system/multi-user.target ]; then \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+			prometheus-alertmanager systemd; \
+	fi
+
+# The container test builds its own Debian base (debootstrap) and runs it with podman on runc.
+container-tools:
+	@if ! command -v podman >/dev/null 2>&1 || ! command -v slirp4netns >/dev/null 2>&1 \
+			|| ! PATH="$$PATH:/usr/sbin:/sbin" command -v runc >/dev/null 2>&1 \
+			|| ! PATH="$$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+			podman runc slirp4netns uidmap debootstrap; \
+	fi
+
+# The container image (Containerfile) on the default public Python base: `make image`, then
+#   podman run --rm -p 8095:8095 -e CPX_URL=http://CPX:8081 cli-devops
+IMAGE ?= cli-devops
+PODMAN ?= podman
+image:
+	$(PODMAN) build --format docker -t $(IMAGE) .
+
+# The same image where no registry is reachable: a minimal Debian base made with debootstrap from
+# apt's configured mirror (as root; cached in build/container), then the build on it.
+LOCAL_BASE ?= localhost/cli-devops-base:bookworm
+image-local-base:
+	$(SUDO) sh deploy/container/local-base.sh $(LOCAL_BASE) build/container
+	$(SUDO) $(PODMAN) build --pull=never --format docker --network host \
+		--build-arg BASE_IMAGE=$(LOCAL_BASE) --build-arg PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+		-t $(IMAGE) .
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cli_devops --demo services

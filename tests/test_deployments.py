@@ -248,3 +248,21 @@ def test_systemd_analyze_security_rates_the_unit_ok():
     assert found, done.stdout[-2000:] + done.stderr
     assert float(found.group(1)) <= 4.9
     assert found.group(2) == "OK"
+
+
+def test_make_check_installs_what_these_tests_need_and_the_readme_shows_the_commands():
+    makefile = (ROOT / "Makefile").read_text()
+    check = makefile.split("\ncheck:", 1)[1].split("\n", 1)[0].split()
+    assert {"deploy-tools", "container-tools"} <= set(check)
+    assert "--no-install-recommends \\\n\t\t\tprometheus-alertmanager systemd;" in makefile
+    assert "podman runc slirp4netns uidmap debootstrap;" in makefile
+    readme = (ROOT / "README.md").read_text()
+    service = readme.split("## Run it as a service", 1)[1].split("\n## ", 1)[0]
+    for command in (
+        "podman build -t cli-devops .",
+        "podman run --rm -p 8095:8095 -e CPX_URL=http://CPX-HOST:8081 cli-devops",
+        "kubectl apply -k deploy/kubernetes/",
+        "sudo install -m 0644 deploy/systemd/cpx-exporter.service /etc/systemd/system/",
+    ):
+        assert command in service
+    assert "image:" in makefile and "image-local-base:" in makefile
