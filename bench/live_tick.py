@@ -21,8 +21,8 @@ from datetime import datetime, timedelta, timezone
 from rich.console import Console
 
 from cli_devops.history import TrackState
-from cli_devops.live import build_view
 from cli_devops.model import Instance
+from cli_devops.track.live import build_view
 
 WIDTH, HEIGHT = 80, 40
 POLLS = 30

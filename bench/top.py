@@ -80,12 +80,12 @@ async def _until(pilot: Any, check: Callable[[], object], timeout: float = 120) 
 
 
 def keys(url: str) -> dict[str, Any]:
-    from cli_devops.app import App
     from cli_devops.environment import Environment
+    from cli_devops.run_config import RunConfig
     from cli_devops.settings import ClientSettings
     from cli_devops.top.command import TopOptions, prepare
 
-    app = App(ClientSettings(base_url=url), env=Environment(color=True))
+    app = RunConfig(ClientSettings(base_url=url), env=Environment(color=True))
     console = prepare(app, TopOptions(interval=INTERVAL)).console
     result: dict[str, Any] = {}
 
