@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime, timezone
+
 import click
 
 from cli_devops.cli.options import (
@@ -27,7 +30,7 @@ from cli_devops.durations import Duration
               help="Play a recording back instead of reading the API.")  # fmt: skip
 @click.option("--speed", type=click.FloatRange(min=0.01, max=1000), metavar="X",
               help="Replay at X times the recorded pace [default: 1].")  # fmt: skip
-@global_options(*CONNECTION, *PROMETHEUS, *THRESHOLDS, "no_color")
+@global_options(*CONNECTION, *PROMETHEUS, *THRESHOLDS, "no_color", "at")
 def top(
     options: GlobalValues,
     interval: float,
@@ -47,7 +50,12 @@ def top(
         raise click.UsageError("give --record or --replay, not both")
     if speed is not None and not replay:
         raise click.UsageError("--speed applies to --replay only")
+    at = opening_moment(options, replay)
+    if replay and options.given("at"):
+        options = dataclasses.replace(options, values={**options.values, "at": None})
     app = make_run_config(click.get_current_context(), options)
+    if at is None and app.prometheus is not None and app.prometheus.at is not None:
+        at = datetime.fromtimestamp(app.prometheus.at, timezone.utc)
     top_options = TopOptions(
         interval=interval,
         history=history,
@@ -55,5 +63,27 @@ def top(
         record=record,
         replay=replay,
         speed=speed or 1.0,
+        at=at,
     )
     return console(app, top_options)
+
+
+def opening_moment(options: GlobalValues, replay: str | None) -> datetime | None:
+    """`--at` of a replay (an RFC 3339 instant of the recording); with Prometheus `make_run_config`
+    reads it, and anywhere else it is refused."""
+    from cli_devops.errors import UsageError
+
+    text = options.values.get("at")
+    if text is None:
+        return None
+    flag = options.given_as.get("at", "--at")
+    if replay:
+        from cli_devops.top.travel import parse_instant
+
+        try:
+            return parse_instant(text.strip())
+        except UsageError as err:
+            raise UsageError(f"{flag}: {err}") from None
+    if not options.values.get("prometheus_url"):
+        raise click.UsageError(f"{flag} needs --replay FILE or --prometheus-url")
+    return None

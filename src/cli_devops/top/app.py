@@ -7,6 +7,7 @@ the app keeps the latest and asks the screen on top to lay it out.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import ClassVar, Protocol
 
 from textual.app import App
@@ -31,12 +32,21 @@ class Feed(Protocol):
     def poll_now(self) -> None: ...
     def pause(self, paused: bool) -> None: ...
     def step(self, offset: int) -> None: ...
+    def travel(self, offset: int) -> None: ...
+    def jump(self, moment: datetime) -> None: ...
+    def live(self) -> None: ...
 
 
 class FrameReady(Message):
     def __init__(self, frame: Frame) -> None:
         super().__init__()
         self.frame = frame
+
+
+class Said(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class FeedFailed(Message):
@@ -65,6 +75,10 @@ class TopApp(App[None]):
         Binding("r", "poll_now", "Poll now"),
         Binding("left", "step(-1)", show=False),
         Binding("right", "step(1)", show=False),
+        Binding("t", "travel(1)", "Sample on", show=False),
+        Binding("T", "travel(-1)", "Sample back", show=False),
+        Binding("b", "branch", "Go to a time", show=False),
+        Binding("L", "live", "Live", show=False),
     ]
     ENABLE_COMMAND_PALETTE = False
 
@@ -98,6 +112,12 @@ class TopApp(App[None]):
     def crashed(self, error: BaseException) -> None:
         self.post_message(FeedFailed(error))
 
+    def say(self, text: str) -> None:
+        self.post_message(Said(text))
+
+    def on_said(self, message: Said) -> None:
+        self.notify(message.text, severity="warning", timeout=4)
+
     def on_mount(self) -> None:
         self.push_screen(FleetScreen())
         self.feed = self.make_feed(self)
@@ -113,11 +133,13 @@ class TopApp(App[None]):
             feed.stop()
 
     def on_frame_ready(self, message: FrameReady) -> None:
-        self.latest = message.frame
-        if self.paused and not self.player:
-            self._tick()
-            return
-        self.frame = message.frame
+        frame = message.frame
+        if not frame.historic:
+            self.latest = frame
+            if self.paused and not self.player:
+                self._tick()
+                return
+        self.frame = frame
         self._show()
 
     def on_feed_failed(self, message: FeedFailed) -> None:
@@ -146,6 +168,9 @@ class TopApp(App[None]):
             self.push_screen(HelpScreen())
 
     def action_pause(self) -> None:
+        if not self.player and self.frame is not None and self.frame.historic:
+            self.action_live()
+            return
         self.paused = not self.paused
         if self.feed is not None:
             self.feed.pause(self.paused)
@@ -160,3 +185,36 @@ class TopApp(App[None]):
     def action_step(self, offset: int) -> None:
         if self.paused and self.feed is not None:
             self.feed.step(offset)
+
+    def action_travel(self, offset: int) -> None:
+        if self.player:
+            self.paused = True
+        if self.feed is not None:
+            self.feed.travel(offset)
+
+    def action_live(self) -> None:
+        """Back to live (in a replay: play on)."""
+        self.paused = False
+        if self.feed is not None:
+            self.feed.live()
+        self._show()
+
+    def back_to_live(self) -> None:
+        """Esc on the fleet screen: out of the past (not out of a replay)."""
+        if not self.player and self.frame is not None and self.frame.historic:
+            self.action_live()
+
+    def action_branch(self) -> None:
+        from cli_devops.top.prompt import TimePrompt
+
+        if self.frame is None or self.frame.moment is None or isinstance(self.screen, TimePrompt):
+            return
+        self.push_screen(TimePrompt(self.frame.moment), self._jump)
+
+    def _jump(self, moment: datetime | None) -> None:
+        if moment is None:
+            return
+        if self.player:
+            self.paused = True
+        if self.feed is not None:
+            self.feed.jump(moment)

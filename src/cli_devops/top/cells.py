@@ -24,6 +24,8 @@ class Console(Protocol):
     paused: bool
     clock: Callable[[], float]
 
+    def back_to_live(self) -> None: ...
+
 
 STYLES = {**STATUS_STYLES, GONE: "dim"}
 BAR_LEVELS = " ▁▂▃▄▅▆▇█"
@@ -120,7 +122,7 @@ def poll_line(frame: Frame | None, now: float, paused: bool) -> list[tuple[str, 
     if frame.moment is not None:
         shown = frame.moment.astimezone().strftime("%H:%M:%S")
         runs.append((f" at {shown}", ""))
-        if frame.replay is None:
+        if frame.replay is None and not frame.historic:
             runs.append((f" ({age(now - frame.clock)} ago)", "dim"))
     if frame.replay is not None:
         runs.append((f" · speed ×{frame.replay.speed:g}", ""))
@@ -128,6 +130,8 @@ def poll_line(frame: Frame | None, now: float, paused: bool) -> list[tuple[str, 
         runs.append((f" · every {frame.interval:g}s", ""))
     if paused:
         runs.append(("  PAUSED", "bold reverse yellow"))
+    elif frame.historic:
+        runs.append(("  HISTORIC", "bold reverse cyan"))
     return runs
 
 

@@ -10,12 +10,14 @@ import os
 import stat
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli_devops.errors import ExitStatus, UsageError
 from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY
+from cli_devops.polling import rfc3339
 from cli_devops.top.recording import Recorder, Recording, bounded_lines, read_recording
 from cli_devops.top.state import FleetState
 
@@ -47,6 +49,8 @@ class TopOptions:
     replay: str | None = None
     """Play this recording back instead of polling."""
     speed: float = 1.0
+    at: datetime | None = None
+    """Open at this moment (of the recording, or of Prometheus's history)."""
 
 
 def load_recording(path: str) -> Recording:
@@ -59,6 +63,21 @@ def load_recording(path: str) -> Recording:
             return read_recording(bounded_lines(stream))
     except OSError as err:
         raise UsageError(f"cannot read the recording {path}: {err.strerror or err}") from None
+
+
+def check_moment(recording: Recording, moment: datetime) -> None:
+    """UsageError when the recording holds no poll at or before `moment`."""
+    from cli_devops.top.travel import describe, index_at
+
+    times = [reading.time.timestamp() for reading in recording.readings]
+    if index_at(times, moment.timestamp()) is None:
+        if not times:
+            raise UsageError("the recording holds no poll to open at that time")
+        first = min(recording.readings, key=lambda reading: reading.time).time
+        raise UsageError(
+            f"the recording starts at {rfc3339(first)} ({describe(first.timestamp())} local "
+            f"time), after {rfc3339(moment)}"
+        )
 
 
 def open_recorder(path: str) -> Recorder:
@@ -93,6 +112,8 @@ def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = No
     recorder: Recorder | None = None
     if options.replay is not None:
         recording = load_recording(options.replay)
+        if options.at is not None:
+            check_moment(recording, options.at)
         interval = ReplayFeed.interval_of(recording)
         name = f"replay of {Path(options.replay).name}"
     else:
@@ -118,7 +139,13 @@ def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = No
     def make_feed(console: TopApp) -> Feed:
         if recording is not None:
             return ReplayFeed(
-                recording, make_state, console.deliver, console.crashed, speed=options.speed
+                recording,
+                make_state,
+                console.deliver,
+                console.crashed,
+                speed=options.speed,
+                say=console.say,
+                start_at=options.at,
             )
         assert source is not None
         return LiveFeed(
@@ -129,6 +156,8 @@ def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = No
             interval=interval,
             monotonic=env.monotonic,
             recorder=recorder,
+            say=console.say,
+            start_at=options.at,
         )
 
     console = TopApp(make_feed, clock=env.monotonic, player=recording is not None, color=env.color)

@@ -12,16 +12,20 @@ import contextlib
 import queue
 import statistics
 import threading
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any, TypeVar
 
 from cli_devops.polling import Ticker
 from cli_devops.top.recording import Recorder, Recording
-from cli_devops.top.source import FleetReading, FleetSource
+from cli_devops.top.source import FleetSource
 from cli_devops.top.state import FleetState, Frame, Replay
+from cli_devops.top.travel import KeptPolls, describe, index_at
 
 Deliver = Callable[[Frame], None]
 Crashed = Callable[[BaseException], None]
+T = TypeVar("T")
 MAX_GAP = 60.0
 """A replay waits at most this long (before --speed) between two recorded polls."""
 STOP_WAIT = 0.8
@@ -30,7 +34,13 @@ STOP_WAIT = 0.8
 
 class LiveFeed:
     """Polls `source` every `interval` seconds on a fixed grid (the poll's own time is taken out
-    of the wait), records each poll if asked, and delivers a frame after each."""
+    of the wait), records each poll if asked, and delivers a frame after each.
+
+    Recent polls are kept (`travel.KeptPolls`) so the view can travel back: while it shows a
+    past sample, polls go on and are kept, and no live frame is delivered until `live()`. A
+    source that keeps history itself (`window(end, samples, interval)`, Prometheus) is asked
+    for the past instead, at any moment it holds.
+    """
 
     def __init__(  # noqa: PLR0913 -- what a feed is made of, all required
         self,
@@ -42,6 +52,8 @@ class LiveFeed:
         interval: float,
         monotonic: Callable[[], float],
         recorder: Recorder | None = None,
+        say: Callable[[str], None] = lambda message: None,
+        start_at: datetime | None = None,
     ) -> None:
         self.source = source
         self.state = state
@@ -50,6 +62,14 @@ class LiveFeed:
         self.interval = interval
         self.monotonic = monotonic
         self.recorder = recorder
+        self.say = say
+        self.kept = KeptPolls()
+        self.at: float | None = None
+        """The moment on screen while travelling (None: live)."""
+        self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        if start_at is not None:
+            self._commands.put(("jump", start_at))
+        self._poll_asked = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,13 +81,30 @@ class LiveFeed:
         self._thread.start()
 
     def poll_now(self) -> None:
+        self._poll_asked = True
         self._wake.set()
 
     def pause(self, paused: bool) -> None:
         """Polls go on while the view is paused."""
 
     def step(self, offset: int) -> None:
-        """Live polls cannot be stepped through."""
+        """Live polls are stepped through with `travel`."""
+
+    def travel(self, offset: int) -> None:
+        """`offset` samples on (1) or back (-1) from the one on screen; on past the newest is
+        live again."""
+        self._command("travel", offset)
+
+    def jump(self, moment: datetime) -> None:
+        """To the latest sample at or before `moment`."""
+        self._command("jump", moment)
+
+    def live(self) -> None:
+        self._command("live", None)
+
+    def _command(self, name: str, value: Any) -> None:
+        self._commands.put((name, value))
+        self._wake.set()
 
     def stop(self) -> None:
         """Stop polling, cancelling a poll in flight, and close the source."""
@@ -98,38 +135,118 @@ class LiveFeed:
         self._load_past(loop)
         ticker = Ticker(self.interval, self.monotonic)
         while not self._stopping.is_set():
-            if self._wake.wait(ticker.delay()):
-                self._wake.clear()
-            if self._stopping.is_set():
+            if not self._wait(loop, self.monotonic() + ticker.delay()):
                 return
-            self._task = loop.create_task(self.source.poll())
-            try:
-                reading: FleetReading = loop.run_until_complete(self._task)
-            except asyncio.CancelledError:
+            reading = self._await(loop, self.source.poll())
+            if reading is None:
                 return
-            finally:
-                self._task = None
             if self.recorder is not None:
                 self.recorder.write(reading)
+            self.kept.add(reading)
             self.state.apply(reading, self.monotonic())
+            if self.at is None:
+                self.deliver(self.state.frame(self.monotonic()))
+
+    def _wait(self, loop: asyncio.AbstractEventLoop, due: float) -> bool:
+        """Until the poll is due (or asked for), carrying out travel commands meanwhile; False
+        when stopped."""
+        while True:
+            while not self._commands.empty():
+                if not self._travel(loop):
+                    return False
+            woke = self._wake.wait(max(0.0, due - self.monotonic()))
+            self._wake.clear()
+            if self._stopping.is_set():
+                return False
+            if not woke or self._poll_asked:
+                self._poll_asked = False
+                return True
+
+    def _await(self, loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T | None:
+        """`work` run on the feed's loop, cancellable by `stop`; None when it was cancelled."""
+        task = loop.create_task(work)
+        self._task = task
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            return None
+        finally:
+            self._task = None
+
+    def _travel(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Carry out one travel command; False when stopped meanwhile."""
+        name, value = self._commands.get()
+        if name == "live" or (name == "travel" and self.at is None and value > 0):
+            self.at = None
             self.deliver(self.state.frame(self.monotonic()))
+            return True
+        window = getattr(self.source, "window", None)
+        if window is not None:
+            return self._travel_remote(loop, window, name, value)
+        times = self.kept.times
+        if not times:
+            self.say("no sample yet")
+            return True
+        if name == "jump":
+            found = index_at(times, value.timestamp())
+            if found is None:
+                self.say(f"no sample at or before {describe(value.timestamp())}; "
+                         f"the oldest kept is from {describe(min(times))}")  # fmt: skip
+                return True
+        else:
+            current = len(times) - 1 if self.at is None else index_at(times, self.at)
+            found = (current or 0) + int(value)
+            if found >= len(times):
+                self.at = None
+                self.deliver(self.state.frame(self.monotonic()))
+                return True
+            if found < 0:
+                self.say(f"that is the oldest sample kept (from {describe(times[0])})")
+                found = 0
+        self.at = times[found]
+        first = max(0, found - self.state.track.history + 1)
+        state = self.state.empty()
+        for index in range(first, found + 1):
+            reading = self.kept.reading(index)
+            state.apply(reading, reading.time.timestamp())
+        self.deliver(state.frame(times[found], historic=True))
+        return True
+
+    def _travel_remote(
+        self, loop: asyncio.AbstractEventLoop, window: Any, name: str, value: Any
+    ) -> bool:
+        now = time.time()
+        if name == "jump":
+            target = value.timestamp()
+        else:
+            base = self.at if self.at is not None else now
+            target = base + int(value) * self.interval
+        if target >= now:
+            if name == "jump":
+                self.say(f"{describe(target)} is in the future; showing the fleet live")
+            self.at = None
+            self.deliver(self.state.frame(self.monotonic()))
+            return True
+        readings = self._await(loop, window(target, self.state.track.history, self.interval))
+        if readings is None:
+            return False
+        if not readings:
+            self.say(f"no sample at or before {describe(target)}")
+            return True
+        self.at = target
+        state = self.state.empty()
+        for reading in readings:
+            state.apply(reading, reading.time.timestamp())
+        self.deliver(state.frame(target, historic=True))
+        return True
 
     def _load_past(self, loop: asyncio.AbstractEventLoop) -> None:
         """From a source that keeps history (`past(samples, interval)`, Prometheus), the
         window of the sparklines before the first poll."""
         past = getattr(self.source, "past", None)
-        if past is None:
+        if past is None or not self._commands.empty():  # opening in the past: not needed
             return
-        task: asyncio.Task[list[FleetReading]] = loop.create_task(
-            past(self.state.track.history, self.interval)
-        )
-        self._task = task
-        try:
-            readings = loop.run_until_complete(task)
-        except asyncio.CancelledError:
-            return
-        finally:
-            self._task = None
+        readings = self._await(loop, past(self.state.track.history, self.interval))
         if not readings:
             return
         clock, now = self.monotonic(), readings[-1].time.timestamp() + self.interval
@@ -144,7 +261,7 @@ class ReplayFeed:
     own (the time of the poll shown, not the time now).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 -- what a feed is made of
         self,
         recording: Recording,
         make_state: Callable[[], FleetState],
@@ -152,8 +269,12 @@ class ReplayFeed:
         crashed: Crashed,
         *,
         speed: float = 1.0,
+        say: Callable[[str], None] = lambda message: None,
+        start_at: datetime | None = None,
     ) -> None:
         self.readings = recording.readings
+        self.times = [reading.time.timestamp() for reading in recording.readings]
+        self.say = say
         self.skipped = recording.skipped
         self.make_state = make_state
         self.deliver = deliver
@@ -161,6 +282,9 @@ class ReplayFeed:
         self.speed = speed
         self.paused = False
         self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
+        if start_at is not None:
+            self.paused = True
+            self._commands.put(("jump", start_at))
         self._thread = threading.Thread(target=self._run, name="top-replay", daemon=True)
 
     @staticmethod
@@ -182,6 +306,19 @@ class ReplayFeed:
 
     def poll_now(self) -> None:
         """Nothing to poll in a replay."""
+
+    def travel(self, offset: int) -> None:
+        """Pause, then `offset` polls on or back."""
+        self._commands.put(("pause", True))
+        self._commands.put(("step", offset))
+
+    def jump(self, moment: datetime) -> None:
+        """Pause at the latest poll at or before `moment`."""
+        self._commands.put(("jump", moment))
+
+    def live(self) -> None:
+        """A recording has no live end: play on from the poll on screen."""
+        self._commands.put(("pause", False))
 
     def stop(self) -> None:
         self._commands.put(("stop", None))
@@ -216,12 +353,32 @@ class ReplayFeed:
                 self.paused = bool(value)
             elif command == "step" and self.paused:
                 target = min(max(position + int(value), 0), max(last, 0))
-                if target == position + 1:
-                    self._apply(state, target)
-                elif target < position:
-                    state = self._rebuild(target)
+                state = self._moved(state, position, target)
                 position = target
+            elif command == "jump":
+                self.paused = True
+                found = index_at(self.times, value.timestamp())
+                if found is None:
+                    self._not_found(value)
+                else:
+                    state = self._moved(state, position, found)
+                    position = found
             self._show(state, position)
+
+    def _moved(self, state: FleetState, position: int, target: int) -> FleetState:
+        if target == position + 1:
+            self._apply(state, target)
+            return state
+        if target == position:
+            return state
+        return self._rebuild(target)
+
+    def _not_found(self, moment: datetime) -> None:
+        if self.times:
+            self.say(f"no poll at or before {describe(moment.timestamp())}; the recording "
+                     f"starts at {describe(min(self.times))}")  # fmt: skip
+        else:
+            self.say("the recording holds no poll")
 
     def _gap(self, position: int) -> float:
         earlier = self.readings[position].time.timestamp()
@@ -247,4 +404,4 @@ class ReplayFeed:
             paused=self.paused,
             skipped=self.skipped,
         )
-        self.deliver(state.frame(clock, replay))
+        self.deliver(state.frame(clock, replay, historic=True))

@@ -156,6 +156,8 @@ class FrameView(Screen[None]):
             self.table.focus()
         elif len(self.app.screen_stack) > 2:
             self.app.pop_screen()
+        else:
+            self.top.back_to_live()
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

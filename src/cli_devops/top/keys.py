@@ -17,12 +17,15 @@ KEYS_HINT = (
 HELP = [
     ("↑ ↓  j k", "move; PgUp PgDn Home End jump"),
     ("Enter", "open the service or instance under the cursor"),
-    ("Esc  Backspace", "back to the previous screen"),
+    ("Esc  Backspace", "back to the previous screen; on the fleet screen, out of the past"),
     ("/", "filter services by name, instances by IP or status; Enter applies"),
     ("s", "sort by the next column (or click a column's header)"),
     ("p", "pause the view (polls go on); in a replay, pause the replay"),
     ("← →", "in a paused replay: one poll back or on"),
-    ("r", "poll now"),
+    ("T  t", "one sample back / on (a replay pauses; live, the view stays there)"),
+    ("b", "go to a time: HH:MM[:SS], an RFC 3339 instant, or -5m from the screen's"),
+    ("L", "back to live (in a replay: play on)"),
+    ("r", "sample now (atop's live t)"),
     ("?", "this help"),
     ("q  Ctrl+C", "quit"),
 ]

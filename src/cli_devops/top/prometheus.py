@@ -60,6 +60,26 @@ class PrometheusTopSource:
             for at, instances in steps
         ]
 
+    async def window(self, end: float, samples: int, interval: float) -> list[FleetReading]:
+        """The fleet as it was at `end` (Unix seconds), after the `samples - 1` steps before it
+        (the sparklines): range queries for the steps, an instant query for `end` itself, so
+        instances that could not be read then are there too."""
+        source = await self._open()
+        moment = datetime.fromtimestamp(end, timezone.utc)
+        readings = []
+        try:
+            if samples >= 2:
+                start = end - (samples - 1) * interval
+                steps = await source.history(None, start, end - interval, interval)
+                readings = [
+                    FleetReading(datetime.fromtimestamp(at, timezone.utc), instances)
+                    for at, instances in steps
+                ]
+            read = await source.read(end)
+        except ApiUnreachable as err:
+            return [*readings, FleetReading(moment, (), str(err))]
+        return [*readings, FleetReading(moment, read.snapshot.instances)]
+
     async def aclose(self) -> None:
         if self._source is not None:
             source, self._source = self._source, None

@@ -108,6 +108,8 @@ class Frame:
     instances: Mapping[str, tuple[InstanceRow, ...]] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
     replay: Replay | None = None
+    historic: bool = False
+    """A sample from the past, shown while the session goes on (time travel)."""
 
     @property
     def stale(self) -> bool:
@@ -186,7 +188,18 @@ class FleetState:
             )
         self.summaries = summaries
 
-    def frame(self, clock: float, replay: Replay | None = None) -> Frame:
+    def empty(self) -> FleetState:
+        """A state with the same settings and no samples (to rebuild a moment of the past)."""
+        track = self.track
+        return FleetState(
+            track.base_url,
+            interval=track.interval,
+            thresholds=track.thresholds,
+            min_healthy=track.min_healthy,
+            history=track.history,
+        )
+
+    def frame(self, clock: float, replay: Replay | None = None, *, historic: bool = False) -> Frame:
         track = self.track
         groups: dict[str, list[InstanceRow]] = {}
         for item in track.tracks.values():
@@ -221,6 +234,7 @@ class FleetState:
             instances={name: tuple(members) for name, members in groups.items()},
             totals=totals,
             replay=replay,
+            historic=historic,
         )
 
     def _service_row(self, s: ServiceSummary) -> ServiceRow:
