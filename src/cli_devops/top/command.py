@@ -67,17 +67,14 @@ def load_recording(path: str) -> Recording:
 
 def check_moment(recording: Recording, moment: datetime) -> None:
     """UsageError when the recording holds no poll at or before `moment`."""
-    from cli_devops.top.travel import describe, index_at
+    from cli_devops.top.travel import index_at
 
     times = [reading.time.timestamp() for reading in recording.readings]
     if index_at(times, moment.timestamp()) is None:
         if not times:
             raise UsageError("the recording holds no poll to open at that time")
         first = min(recording.readings, key=lambda reading: reading.time).time
-        raise UsageError(
-            f"the recording starts at {rfc3339(first)} ({describe(first.timestamp())} local "
-            f"time), after {rfc3339(moment)}"
-        )
+        raise UsageError(f"the recording starts at {rfc3339(first)}, after {rfc3339(moment)}")
 
 
 def open_recorder(path: str) -> Recorder:
@@ -161,6 +158,7 @@ def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = No
         )
 
     console = TopApp(make_feed, clock=env.monotonic, player=recording is not None, color=env.color)
+    console.paused = recording is not None and options.at is not None  # a replay opens paused
     return Session(console, recording, recorder)
 
 
