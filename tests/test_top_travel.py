@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -36,7 +37,7 @@ def local(index: int) -> str:
 
 def write_recording(path: str) -> None:
     """Poll i has Api's one instance at 10 + i percent CPU, so each sample is told apart."""
-    with open(path, "w", encoding="utf-8") as out:
+    with Path(path).open("w", encoding="utf-8") as out:
         for index in range(POLLS):
             instances = [
                 Instance("10.0.0.1", "Api", 10.0 + index, 20.0),
@@ -56,6 +57,10 @@ def api_cpu(console: object) -> str:
 def shown_at(console: object, index: int) -> bool:
     header = static_text(console, "#header")  # type: ignore[arg-type]
     return f"at {local(index)}" in header and api_cpu(console) == f"{10 + index}%"
+
+
+def said(console: object, text: str) -> bool:
+    return any(text in str(note.message) for note in console._notifications)  # type: ignore[attr-defined]
 
 
 def test_a_replay_opens_at_a_moment_and_steps_jumps_and_plays_on(tmp_path):
@@ -102,8 +107,7 @@ def test_a_jump_before_the_recording_says_so_and_stays(tmp_path):
         async with console.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: console.frame and shown_at(console, POLLS - 1))
             await pilot.press("b", *(START - timedelta(hours=1)).isoformat(), "enter")
-            await until(pilot, lambda: any(
-                "no poll at or before" in str(n.message) for n in console._notifications))  # fmt: skip
+            await until(pilot, lambda: said(console, "no poll at or before"))
             assert shown_at(console, POLLS - 1)
             await pilot.press("q")
         assert console.failure is None
@@ -168,8 +172,10 @@ def test_kept_polls_are_bounded_and_read_back_as_they_were():
     readings = [
         Reading(
             moment(i),
-            [Instance(f"10.0.0.{n}", "Api", float(i), None, "HTTP 500" if n == 1 else None)
-             for n in range(1, 4)],  # fmt: skip
+            [
+                Instance(f"10.0.0.{n}", "Api", float(i), None, "HTTP 500" if n == 1 else None)
+                for n in range(1, 4)
+            ],
         )
         for i in range(10)
     ]
