@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pexpect
 import pytest
@@ -414,3 +414,70 @@ def test_a_context_can_name_the_prometheus_to_read(scraped, cli, tmp_path):
     assert refused.exit_code == 2
     assert "line 7" in refused.stderr  # --at is about one run: no context sets it
     assert "not a global option; known keys: " in refused.stderr
+
+
+def await_screen(child: pexpect.spawn, transcript: Any, pattern: str, since: int) -> int:
+    """Until the terminal output after `since` (escape codes dropped) matches `pattern`; the
+    offset of the output read so far, for the next wait."""
+    from .test_top_terminal import ANSI
+
+    deadline = time.monotonic() + 30
+    while not re.search(pattern, ANSI.sub("", transcript.getvalue()[since:])):
+        assert time.monotonic() < deadline, ANSI.sub("", transcript.getvalue())[:6000]
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.2)
+    return len(transcript.getvalue())
+
+
+@pytest.mark.slow
+@pytest.mark.system
+def test_top_at_opens_the_fleet_as_it_was_and_travels_through_prometheus(scraped):
+    from .test_top_terminal import ANSI, spawn_top
+
+    scraped.wait_for_history(3)
+    moment = datetime.now(timezone.utc) - timedelta(seconds=2)  # see test_at_reads_the_fleet...
+    ip = "10.0.9.1"
+    original = scraped.fleet.instances[ip]
+    scraped.fleet.instances[ip] = SimInstance("OddService", 97, 33.3)
+    then = moment.isoformat().replace("+00:00", "Z")
+    try:
+        scraped.prometheus.poll(
+            lambda: any(i.ip == ip and i.cpu == 97
+                        for i in fetch_fleet(scraped.settings()).snapshot.instances),
+            "the changed figure",
+        )  # fmt: skip
+        child, transcript = spawn_top(
+            "top", "--prometheus-url", scraped.prometheus.url, "--at", then, "--interval", "1"
+        )
+        try:
+            old, new = r"OddService\s+4\s+2/2\s+2\s+0\s+0\s+16%", r"OddService.+27%"
+            seen = await_screen(child, transcript, "HISTORIC", 0)
+            seen = await_screen(child, transcript, old, 0)  # 50.5, 0.1, 12.3, 0: avg 16
+            child.send("L")
+            seen = await_screen(child, transcript, new, seen)  # 97 instead of 50.5: avg 27
+            child.send("b")
+            child.expect("Enter goes")
+            child.send(then + "\r")
+            seen = await_screen(child, transcript, old, seen)
+            child.send("t")  # one step (--interval) on
+            seen = await_screen(child, transcript, "HISTORIC", seen)
+            child.send("L")
+            seen = await_screen(child, transcript, new, seen)
+            child.send("q")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
+        assert child.exitstatus == 0, transcript.getvalue()[-2000:]
+        screen = ANSI.sub("", transcript.getvalue())
+        assert "Traceback" not in screen
+    finally:
+        scraped.fleet.instances[ip] = original
+    scraped.prometheus.poll(
+        lambda: (
+            not any(
+                i.ip == ip and i.cpu == 97
+                for i in fetch_fleet(scraped.settings()).snapshot.instances
+            )
+        ),
+        "the figure set back",
+    )
+    scraped.ready.append(time.time())
