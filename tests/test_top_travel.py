@@ -16,7 +16,7 @@ from cli_devops.model import Instance
 from cli_devops.top.prompt import TimePrompt
 from cli_devops.top.recording import encode
 from cli_devops.top.screens import FleetScreen, ServiceScreen
-from cli_devops.top.source import Reading
+from cli_devops.top.source import FleetReading as Reading
 from cli_devops.top.travel import KeptPolls, index_at, parse_when
 
 from .top_helpers import session, static_text, table_lines, until
@@ -116,16 +116,10 @@ def test_a_jump_before_the_recording_says_so_and_stays(tmp_path):
 
 
 def test_replay_at_before_the_recording_is_one_usage_error(tmp_path):
-    from cli_devops.app import App
-    from cli_devops.environment import Environment
-    from cli_devops.settings import ClientSettings
-    from cli_devops.top.command import TopOptions, prepare
-
     path = str(tmp_path / "night.jsonl")
     write_recording(path)
-    app = App(ClientSettings(base_url="http://127.0.0.1:9"), env=Environment())
     with pytest.raises(UsageError, match=r"the recording starts at 2026-12-04T23:57:00.000Z"):
-        prepare(app, TopOptions(replay=path, at=START - timedelta(seconds=1)))
+        session("http://127.0.0.1:9", replay=path, at=START - timedelta(seconds=1))
 
 
 def test_live_steps_back_through_the_polls_it_kept_and_returns(sim):
