@@ -30,6 +30,8 @@ from cli_devops.durations import Duration
               help="Play a recording back instead of reading the API.")  # fmt: skip
 @click.option("--speed", type=click.FloatRange(min=0.01, max=1000), metavar="X",
               help="Replay at X times the recorded pace [default: 1].")  # fmt: skip
+@click.option("--all-contexts", is_flag=True,
+              help="Every context of the config file on one screen.")  # fmt: skip
 @global_options(*CONNECTION, *PROMETHEUS, *THRESHOLDS, "no_color", "at")
 def top(
     options: GlobalValues,
@@ -39,6 +41,7 @@ def top(
     record: str | None,
     replay: str | None,
     speed: float | None,
+    all_contexts: bool,
 ) -> int:
     """Interactive console of the whole fleet: services worst first, drill down to instances,
     outliers and forecasts; q quits, ? shows the keys. Needs a terminal."""
@@ -50,10 +53,21 @@ def top(
         raise click.UsageError("give --record or --replay, not both")
     if speed is not None and not replay:
         raise click.UsageError("--speed applies to --replay only")
+    if all_contexts:
+        for flag, given in (("--record", record), ("--replay", replay), ("--at", options["at"])):
+            if given:
+                raise click.UsageError(f"give {flag} or --all-contexts, not both")
     at = opening_moment(options, replay)
     if replay and options.given("at"):
         options = dataclasses.replace(options, values={**options.values, "at": None})
-    app = make_run_config(click.get_current_context(), options)
+    contexts = []
+    if all_contexts:
+        from cli_devops.cli.make_config import make_run_configs
+
+        contexts = make_run_configs(click.get_current_context(), options)
+        app = contexts[0][1]
+    else:
+        app = make_run_config(click.get_current_context(), options)
     if at is None and app.prometheus is not None and app.prometheus.at is not None:
         at = datetime.fromtimestamp(app.prometheus.at, timezone.utc)
     top_options = TopOptions(
@@ -65,7 +79,7 @@ def top(
         speed=speed or 1.0,
         at=at,
     )
-    return console(app, top_options)
+    return console(app, top_options, contexts=contexts)
 
 
 def opening_moment(options: GlobalValues, replay: str | None) -> datetime | None:

@@ -27,7 +27,7 @@ class Console(Protocol):
     def back_to_live(self) -> None: ...
 
 
-STYLES = {**STATUS_STYLES, GONE: "dim"}
+STYLES = {**STATUS_STYLES, GONE: "dim", "Down": "bold red", "Slow": "bold yellow", "Waiting": "dim"}
 BAR_LEVELS = " ▁▂▃▄▅▆▇█"
 
 

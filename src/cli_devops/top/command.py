@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -97,9 +98,15 @@ class Session:
             self.recorder.close()
 
 
-def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = None) -> Session:
+def prepare(
+    app: RunConfig,
+    options: TopOptions,
+    source: FleetSource | None = None,
+    contexts: Sequence[tuple[str, RunConfig]] = (),
+) -> Session:
     """The console for `options`, not yet started: `source` defaults to the Prometheus or the
-    CPX API of `app`; with `options.replay` no source is polled at all."""
+    CPX API of `app`; with `options.replay` no source is polled at all; with `contexts`, every
+    one of them is read instead (`--all-contexts`)."""
     from cli_devops.top.app import TopApp
     from cli_devops.top.feed import LiveFeed, ReplayFeed
     from cli_devops.top.source import CpxSource
@@ -134,6 +141,16 @@ def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = No
         )
 
     def make_feed(console: TopApp) -> Feed:
+        if contexts:
+            from cli_devops.top.contexts import contexts_feed
+
+            return contexts_feed(
+                contexts,
+                console,
+                interval=options.interval,
+                history=options.history,
+                min_healthy=options.min_healthy,
+            )
         if recording is not None:
             return ReplayFeed(
                 recording,
@@ -162,14 +179,19 @@ def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = No
     return Session(console, recording, recorder)
 
 
-def top(app: RunConfig, options: TopOptions, source: FleetSource | None = None) -> ExitStatus:
+def top(
+    app: RunConfig,
+    options: TopOptions,
+    source: FleetSource | None = None,
+    contexts: Sequence[tuple[str, RunConfig]] = (),
+) -> ExitStatus:
     """Run the console until `q` or Ctrl+C (exit 0)."""
     env = app.env
     if not env.stdout_isatty:
         raise UsageError(NOT_A_TERMINAL)
     if not sys.stderr.isatty():  # where Textual draws
         raise UsageError(STDERR_NOT_A_TERMINAL)
-    session = prepare(app, options, source)
+    session = prepare(app, options, source, contexts)
     try:
         with env.holding_warnings():
             if session.recording is not None and session.recording.skipped:

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from cli_devops.polling import Ticker
 from cli_devops.top.recording import Recorder, Recording
-from cli_devops.top.source import FleetSource
+from cli_devops.top.source import FleetReading, FleetSource
 from cli_devops.top.state import FleetState, Frame, Replay
-from cli_devops.top.travel import KeptPolls, describe, index_at
+from cli_devops.top.travel import KeptPolls, describe, index_at, pick
 
 Deliver = Callable[[Frame], None]
 Crashed = Callable[[BaseException], None]
@@ -177,67 +177,47 @@ class LiveFeed:
         """Carry out one travel command; False when stopped meanwhile."""
         name, value = self._commands.get()
         if name == "live" or (name == "travel" and self.at is None and value > 0):
-            self.at = None
-            self.deliver(self.state.frame(self.monotonic()))
-            return True
+            return self._go_live()
         window = getattr(self.source, "window", None)
         if window is not None:
             return self._travel_remote(loop, window, name, value)
         times = self.kept.times
-        if not times:
-            self.say("no sample yet")
+        found = pick(times, self.at, name, value, self.say)
+        if found is None:
             return True
-        if name == "jump":
-            found = index_at(times, value.timestamp())
-            if found is None:
-                self.say(f"no sample at or before {describe(value.timestamp())}; "
-                         f"the oldest kept is from {describe(min(times))}")  # fmt: skip
-                return True
-        else:
-            current = len(times) - 1 if self.at is None else index_at(times, self.at)
-            found = (current or 0) + int(value)
-            if found >= len(times):
-                self.at = None
-                self.deliver(self.state.frame(self.monotonic()))
-                return True
-            if found < 0:
-                self.say(f"that is the oldest sample kept (from {describe(times[0])})")
-                found = 0
-        self.at = times[found]
+        if found >= len(times):
+            return self._go_live()
         first = max(0, found - self.state.track.history + 1)
-        state = self.state.empty()
-        for index in range(first, found + 1):
-            reading = self.kept.reading(index)
-            state.apply(reading, reading.time.timestamp())
-        self.deliver(state.frame(times[found], historic=True))
-        return True
+        return self._show_past(
+            [self.kept.reading(i) for i in range(first, found + 1)], times[found]
+        )
 
     def _travel_remote(
         self, loop: asyncio.AbstractEventLoop, window: Any, name: str, value: Any
     ) -> bool:
         now = time.time()
-        if name == "jump":
-            target = value.timestamp()
-        else:
-            base = self.at if self.at is not None else now
-            target = base + int(value) * self.interval
+        base = self.at if self.at is not None else now
+        target = value.timestamp() if name == "jump" else base + int(value) * self.interval
         if target >= now:
             if name == "jump":
                 self.say(f"{describe(target)} is in the future; showing the fleet live")
-            self.at = None
-            self.deliver(self.state.frame(self.monotonic()))
-            return True
+            return self._go_live()
         readings = self._await(loop, window(target, self.state.track.history, self.interval))
         if readings is None:
             return False
-        if not readings:
-            self.say(f"no sample at or before {describe(target)}")
-            return True
-        self.at = target
+        return self._show_past(readings, target)
+
+    def _go_live(self) -> bool:
+        self.at = None
+        self.deliver(self.state.frame(self.monotonic()))
+        return True
+
+    def _show_past(self, readings: list[FleetReading], at: float) -> bool:
+        self.at = at
         state = self.state.empty()
         for reading in readings:
             state.apply(reading, reading.time.timestamp())
-        self.deliver(state.frame(target, historic=True))
+        self.deliver(state.frame(at, historic=True))
         return True
 
     def _load_past(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -15,7 +15,7 @@ from cli_devops.text import terminal_safe
 from cli_devops.top import cells
 from cli_devops.top.cells import runs_text
 from cli_devops.top.keys import KEYS_HINT
-from cli_devops.top.state import Frame
+from cli_devops.top.state import Frame, key_title
 
 CHART_HEIGHT = 5
 
@@ -70,7 +70,7 @@ class InstanceScreen(Screen[None]):
         self.query_one("#body", Static).update(self.body(frame, now))
 
     def body(self, frame: Frame | None, now: float) -> Text:
-        place = Text(f"Fleet › {terminal_safe(self.service)} › {self.ip}\n", style="bold")
+        place = Text(f"Fleet › {key_title(self.service)} › {self.ip}\n", style="bold")
         row = None
         if frame is not None:
             row = next((r for r in frame.instances.get(self.service, ()) if r.ip == self.ip), None)

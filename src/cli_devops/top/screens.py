@@ -13,7 +13,7 @@ from cli_devops.text import terminal_safe
 from cli_devops.top import cells
 from cli_devops.top.frame_view import FrameView, plain
 from cli_devops.top.instance import InstanceScreen
-from cli_devops.top.state import Frame, InstanceRow, ServiceRow
+from cli_devops.top.state import KEY_SEPARATOR, Frame, InstanceRow, ServiceRow, key_title
 from cli_devops.top.table import Cell, RowTableColumn
 
 SERVICE_SCREEN = "top-service"
@@ -24,8 +24,22 @@ def _count_cell(value: int, spec: str) -> Cell:
     return [(str(value), spec if value else "")]
 
 
-def _service_order(row: ServiceRow) -> tuple[int, int, int, int, str]:
-    return (row.status != "Unhealthy", -row.unhealthy, -row.unknown, -row.outliers, row.service)
+def _service_order(row: ServiceRow) -> tuple[int, int, int, int, int, str, str]:
+    return (
+        row.note is None,  # a context that could not be read
+        row.status != "Unhealthy",
+        -row.unhealthy,
+        -row.unknown,
+        -row.outliers,
+        row.context or "",
+        row.service,
+    )
+
+
+def _service_cell(row: ServiceRow, width: int) -> Cell:
+    if row.note is not None:
+        return plain(terminal_safe(row.note), "yellow")
+    return plain(terminal_safe(row.service), "bold")
 
 
 def _number(value: float | None) -> float:
@@ -51,9 +65,9 @@ class FleetScreen(FrameView):
             RowTableColumn("Status", status, width=9, sort_key=_service_order),
             RowTableColumn(
                 "Service",
-                lambda r, w: plain(terminal_safe(r.service), "bold"),
+                _service_cell,
                 sort_key=lambda r: r.service.lower(),
-                measure=lambda r: len(r.service),
+                measure=lambda r: len(r.note or r.service),
             ),
             RowTableColumn(
                 "Inst",
@@ -121,24 +135,35 @@ class FleetScreen(FrameView):
                     "trend", lambda r, w: cells.trend_cell(r.memory_trend, w, memory_limit), spark
                 )
             )
+        if frame is not None and frame.contexts:
+            result.insert(1, RowTableColumn(
+                "Context",
+                lambda r, w: plain(terminal_safe(r.context or ""), "cyan"),
+                sort_key=lambda r: (r.context or "").lower(),
+                measure=lambda r: len(r.context or ""),
+                max_width=20,
+            ))  # fmt: skip
         return result
 
     def fixed_width(self) -> int:
-        return 9 + 20 + 5 + 7 + 9 + 7 + 8 + 7 + 7 + 12
+        frame = self.top.frame
+        return 9 + 20 + 5 + 7 + 9 + 7 + 8 + 7 + 7 + 12 + (12 if frame and frame.contexts else 0)
 
     def row_key(self, row: ServiceRow) -> Hashable:
-        return row.service
+        return row.key
 
     def rows(self, frame: Frame) -> Sequence[ServiceRow]:
         return frame.services
 
     def matches(self, row: ServiceRow, needle: str) -> bool:
-        return needle in row.service.lower()
+        return needle in row.service.lower() or needle in (row.context or "").lower()
 
     def worst_first(self, row: ServiceRow) -> Any:
         return _service_order(row)
 
     def open(self, key: Hashable) -> None:
+        if str(key).endswith(KEY_SEPARATOR):  # a context that could not be read: no services
+            return
         # One service screen, installed once and pointed at each service opened: building and
         # styling a new screen for every Enter is most of a drill-down's time.
         if self.app.is_screen_installed(SERVICE_SCREEN):
@@ -163,12 +188,12 @@ class ServiceScreen(FrameView):
     def __init__(self, service: str) -> None:
         self.service = service
         super().__init__()
-        self.place = f"Fleet › {terminal_safe(service)}"
+        self.place = f"Fleet › {key_title(service)}"
 
     def retarget(self, service: str) -> None:
         """Show `service` from the top, unfiltered, worst first."""
         self.service = service
-        self.place = f"Fleet › {terminal_safe(service)}"
+        self.place = f"Fleet › {key_title(service)}"
         self.filter_text = ""
         self.sort_column = self.default_sort
         self.table.rows = ()

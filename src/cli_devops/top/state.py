@@ -19,6 +19,7 @@ from cli_devops.health import (
     summarize_services,
 )
 from cli_devops.history import InstanceTrack, Series, TrackState
+from cli_devops.text import terminal_safe
 from cli_devops.top.source import FleetReading
 
 Trend = tuple["float | None", ...]
@@ -37,7 +38,30 @@ class ServiceRow:
     cpu_trend: Trend
     memory_trend: Trend
     status: str
-    """Healthy, or Unhealthy when it has fewer healthy instances than required."""
+    """Healthy, or Unhealthy when it has fewer healthy instances than required; with every
+    context, a context that could not be read is one row: Down, Slow or Waiting."""
+    context: str | None = None
+    """The context it belongs to (`top --all-contexts`)."""
+    note: str | None = None
+    """Why a context's row has no service (Down, Slow, Waiting)."""
+
+    @property
+    def key(self) -> str:
+        """Its key in `Frame.instances`."""
+        return service_key(self.context, self.service)
+
+
+KEY_SEPARATOR = "\x00"
+"""Between a context's name and a service's in a key: neither can contain it."""
+
+
+def service_key(context: str | None, service: str) -> str:
+    return service if context is None else f"{context}{KEY_SEPARATOR}{service}"
+
+
+def key_title(key: str) -> str:
+    """`prod › UserService` for a key of every context's view, the service's name otherwise."""
+    return " › ".join(terminal_safe(part) for part in key.split(KEY_SEPARATOR))
 
 
 @dataclass(frozen=True)
@@ -110,6 +134,8 @@ class Frame:
     replay: Replay | None = None
     historic: bool = False
     """A sample from the past, shown while the session goes on (time travel)."""
+    contexts: tuple[str, ...] = ()
+    """The contexts shown (`top --all-contexts`); empty for one fleet."""
 
     @property
     def stale(self) -> bool:

@@ -13,8 +13,9 @@ import json
 import re
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from cli_devops.durations import parse_duration
 from cli_devops.errors import UsageError
@@ -91,6 +92,29 @@ def index_at(times: Sequence[float], moment: float) -> int | None:
         if at <= moment and (best is None or at >= times[best]):
             best = index
     return best
+
+
+def pick(
+    times: Sequence[float], at: float | None, command: str, value: Any, say: Callable[[str], None]
+) -> int | None:
+    """The sample to show for `command` ("travel" by `value` samples from `at`, None meaning
+    the newest; "jump" to the latest at or before the moment `value`): an index of `times`,
+    `len(times)` for live, or None to stay (after saying why)."""
+    if not times:
+        say("no sample yet")
+        return None
+    if command == "jump":
+        found = index_at(times, value.timestamp())
+        if found is None:
+            say(f"no sample at or before {describe(value.timestamp())}; "
+                f"the oldest kept is from {describe(min(times))}")  # fmt: skip
+        return found
+    current = len(times) - 1 if at is None else (index_at(times, at) or 0)
+    found = current + int(value)
+    if found < 0:
+        say(f"that is the oldest sample kept (from {describe(min(times))})")
+        return 0
+    return found
 
 
 def describe(moment: float) -> str:
