@@ -8,6 +8,7 @@ from datetime import timedelta
 import pexpect
 import pytest
 
+from .test_top_contexts import other_sim  # noqa: F401 -- a fixture
 from .test_top_terminal import ANSI, spawn_top
 from .test_top_travel import START, write_recording
 
@@ -58,3 +59,40 @@ def test_replay_at_before_the_recording_is_one_line_exit_2(tmp_path):
         "cli_devops: error: the recording starts at 2026-12-04T23:57:00.000Z, "
         "after 2026-12-03T23:57:00.000Z"
     ]
+
+
+def test_every_context_on_one_screen_in_a_terminal(tmp_path, sim, other_sim):  # noqa: F811
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[contexts.prod]\ncp-url = "{sim.url}"\n\n'
+        f'[contexts.staging]\ncp-url = "{other_sim.url}"\n\n'
+        '[contexts.gone]\ncp-url = "http://127.0.0.1:9"\nretries = 0\n'
+    )
+    child, transcript = spawn_top(
+        "--config", str(path), "top", "--all-contexts", "--interval", "0.5"
+    )
+    try:
+        child.expect("BillingService")
+        child.expect("12 instances in 5 services")
+        child.send("/")
+        child.expect("Enter applies")
+        child.send("staging\r\r")  # filter by the context's name, then open its service
+        child.expect("Fleet › staging › BillingService")
+        child.expect("10.9.0.2")
+        child.send("q")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, transcript.getvalue()[-2000:]
+    screen = ANSI.sub("", transcript.getvalue())
+    assert re.search(r"Down\s+gone\s+\S", screen)
+    assert re.search(r"Unhealthy\s+prod\s+MLService", screen)
+    assert "Traceback" not in screen
+
+
+def test_all_contexts_with_a_recording_is_one_usage_error(tmp_path):
+    child, transcript = spawn_top("top", "--all-contexts", "--replay", str(tmp_path / "x"))
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+    assert "give --replay or --all-contexts, not both" in transcript.getvalue()
