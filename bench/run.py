@@ -500,9 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  done: case_rate_and_memory", file=sys.stderr, flush=True)
         rows += case_capacity(sizes, client_rate)
         print("  done: case_capacity", file=sys.stderr, flush=True)
-        from top import case_top  # bench/top.py, next to this file
+        from top import case_top, case_top_contexts  # bench/top.py, next to this file
 
-        for case in (case_reference, case_live_view, case_top):
+        for case in (case_reference, case_live_view, case_top, case_top_contexts):
             rows += case(sizes, cli)
             print(f"  done: {case.__name__}", file=sys.stderr, flush=True)
         from stuck import case_stuck_fleets  # bench/stuck.py, next to this script

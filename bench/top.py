@@ -1,8 +1,10 @@
 """`top` at fleet scale: key press latency, the console's own CPU, memory over a long run.
 
-    python bench/top.py keys URL            # key presses, headless, while polling URL every 5 s
-    python bench/top.py cpu URL SECONDS     # `cli_devops top --interval 5` in a terminal
+    python bench/top.py keys URL [URL...]   # key presses, headless, while polling every 5 s
+    python bench/top.py cpu SECONDS RUN...  # `cli_devops top --interval 5`, one per RUN, at once
     python bench/top.py memory SIZE POLLS   # memory after POLLS polls of SIZE instances
+
+A RUN is one URL, or URLs joined by `+`: every one a context of `top --all-contexts`.
 
 Each prints one JSON object. `bench/run.py` runs them against `cli_devops simulate` (another
 process) at 150 instances and at the fleet size and reports the ratios.
@@ -10,10 +12,12 @@ process) at 150 instances and at the fleet size and reports the ratios.
 - keys: Textual's pilot presses a key and waits until the app is idle again (the key handled
   and the screen refreshed); milliseconds per press, median and worst, for moving the cursor,
   applying a filter, drilling into the largest service and going back. The console polls the
-  API all the while, on its own thread, as it does for a user.
+  API all the while, on its own thread, as it does for a user. With several URLs, each is a
+  context of one console (`--all-contexts`).
 - cpu: the console in a pseudo-terminal whose output is read all the while; the share of one
   core its process used (user + system, reads included) over SECONDS after the first poll, and
-  its peak RSS.
+  its peak RSS. Several RUNs run side by side, measured over the same seconds, so a console
+  over three contexts and one over a single context share the machine's load alike.
 - memory: a `FleetState` fed POLLS synthetic polls, a frame built after each as the console
   does; the process's RSS after a quarter of the polls and after all of them. With --history
   30 every buffer is full after 30 polls; from twice that on, memory must stay flat.
@@ -22,6 +26,8 @@ process) at 150 instances and at the fleet size and reports the ratios.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import gc
 import json
 import os
@@ -29,6 +35,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -79,19 +86,22 @@ async def _until(pilot: Any, check: Callable[[], object], timeout: float = 120) 
         await pilot.pause(0.05)
 
 
-def keys(url: str) -> dict[str, Any]:
+def keys(*urls: str) -> dict[str, Any]:
+    """With several URLs, one context each, as `top --all-contexts` shows them."""
     from cli_devops.environment import Environment
     from cli_devops.run_config import RunConfig
     from cli_devops.settings import ClientSettings
     from cli_devops.top.command import TopOptions, prepare
 
-    app = RunConfig(ClientSettings(base_url=url), env=Environment(color=True))
-    console = prepare(app, TopOptions(interval=INTERVAL)).console
+    apps = [RunConfig(ClientSettings(base_url=url), env=Environment(color=True)) for url in urls]
+    contexts = [(f"ctx{n}", app) for n, app in enumerate(apps)] if len(apps) > 1 else []
+    console = prepare(apps[0], TopOptions(interval=INTERVAL), contexts=contexts).console
     result: dict[str, Any] = {}
 
     async def scenario() -> None:
         async with console.run_test(size=SIZE) as pilot:
-            await _until(pilot, lambda: console.frame is not None)
+            await _until(pilot, lambda: console.frame is not None and console.frame.services
+                         and all(row.note is None for row in console.frame.services))  # fmt: skip
             frame = console.frame
             assert frame is not None
             largest = max(frame.services, key=lambda row: row.instances)
@@ -130,31 +140,58 @@ def keys(url: str) -> dict[str, Any]:
     return result
 
 
-def cpu(url: str, seconds: float) -> dict[str, Any]:
+def _spawn_top(*args: str) -> Any:
     import pexpect
 
     env = {k: v for k, v in os.environ.items() if k not in ("CPX_URL", "COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
-    child = pexpect.spawn(
+    return pexpect.spawn(
         sys.executable,
-        ["-m", "cli_devops", "top", "--cp-url", url, "--interval", str(INTERVAL)],
+        ["-m", "cli_devops", "top", "--interval", str(INTERVAL), *args],
         env=env,
         dimensions=(SIZE[1], SIZE[0]),
         encoding="utf-8",
         timeout=120,
     )
+
+
+def _read_screens(children: list[Any], seconds: float) -> None:
+    """Read what every console draws, for `seconds`."""
+    import pexpect
+
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        for child in children:
+            with contextlib.suppress(pexpect.TIMEOUT):
+                child.read_nonblocking(1 << 16, timeout=0.05)
+
+
+def cpu(seconds: float, *runs: list[str]) -> dict[str, Any]:
+    """Each of `runs` (the global options of one `top`, `--all-contexts` among them for every
+    context) in a terminal of its own, all at once, measured over the same SECONDS after each
+    showed its first read."""
+    import pexpect
+
+    children = [_spawn_top(*args) for args in runs]
     try:
-        child.expect("instances in")
-        before, started = cpu_seconds(child.pid), time.monotonic()
-        child.expect(pexpect.TIMEOUT, timeout=seconds)  # reads the screen all the while
-        used, wall = cpu_seconds(child.pid) - before, time.monotonic() - started
-        peak = status_kib(child.pid, "VmHWM")
-        child.send("q")
-        child.expect(pexpect.EOF, timeout=30)
+        for child in children:
+            child.expect(r"instances in \d+ service")
+        _read_screens(children, INTERVAL + 2)  # every context read at least once
+        before = [cpu_seconds(child.pid) for child in children]
+        started = time.monotonic()
+        _read_screens(children, seconds)
+        wall = time.monotonic() - started
+        used = [cpu_seconds(child.pid) - was for child, was in zip(children, before)]
+        peaks = [status_kib(child.pid, "VmHWM") / 1024 for child in children]
+        for child in children:
+            child.send("q")
+        for child in children:
+            child.expect(pexpect.EOF, timeout=30)
     finally:
-        child.close(force=True)
-    return {"core_share": used / wall, "seconds": wall, "peak_rss_mib": peak / 1024,
-            "exit": child.exitstatus}  # fmt: skip
+        for child in children:
+            child.close(force=True)
+    return {"core_share": [spent / wall for spent in used], "seconds": wall,
+            "peak_rss_mib": peaks, "exit": [child.exitstatus for child in children]}  # fmt: skip
 
 
 def memory(size: int, polls: int, history: int = 30) -> dict[str, Any]:
@@ -233,12 +270,12 @@ def case_top(sizes: Sizes, cli: list[str]) -> list[Row]:
                 "150 instances", "< 100 ms", verdict(median < 100))
         )  # fmt: skip
     with server("--fleet", str(sizes.fleet), "--seed", "1") as serving:
-        used = top_measure("cpu", serving.url, str(sizes.top_seconds))
-    share = used["core_share"]
+        used = top_measure("cpu", str(sizes.top_seconds), serving.url)
+    share = used["core_share"][0]
     rows.append(
         Row(case, f"own CPU at a 5 s interval, reads included, {sizes.fleet:,} instances, "
             f"{used['seconds']:.0f} s", f"{share:.0%} of a core", f"peak RSS "
-            f"{used['peak_rss_mib']:.0f} MiB", "< 40%", verdict(share < 0.4))
+            f"{used['peak_rss_mib'][0]:.0f} MiB", "< 40%", verdict(share < 0.4))
     )  # fmt: skip
     memory = top_measure("memory", str(sizes.fleet), str(sizes.top_polls))
     early, late = memory["rss_mib"]
@@ -251,12 +288,58 @@ def case_top(sizes: Sizes, cli: list[str]) -> list[Row]:
     return rows
 
 
+def _top_args(run: str) -> list[str]:
+    """The global options of a `top` over `run`: one URL, or URLs joined by `+`, one context
+    each in a config file of their own (`--all-contexts`)."""
+    urls = run.split("+")
+    if len(urls) == 1:
+        return ["--cp-url", urls[0]]
+    fd, path = tempfile.mkstemp(suffix=".toml", prefix="bench-contexts-")
+    with os.fdopen(fd, "w") as out:
+        for n, url in enumerate(urls):
+            out.write(f'[contexts.ctx{n}]\ncp-url = "{url}"\n\n')
+    atexit.register(os.unlink, path)
+    return ["--config", path, "--all-contexts"]
+
+
+def case_top_contexts(sizes: Sizes, cli: list[str]) -> list[Row]:
+    """`top --all-contexts` over three fleets of the fleet size, beside `top` over one: a key's
+    effect on screen, and the CPU of the two consoles run side by side, for `bench/run.py`."""
+    from run import Row, server, times, verdict
+
+    case = "top, every context"
+    size = sizes.fleet
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(server("--fleet", str(size), "--seed", str(seed))).url
+                for seed in (1, 2, 3)]  # fmt: skip
+        one = top_measure("keys", urls[0])
+        three = top_measure("keys", *urls)
+        used = top_measure("cpu", str(sizes.top_seconds), urls[0], "+".join(urls))
+    rows = []
+    for name, label in TOP_KEYS:
+        median, worst = three[f"{name}_ms"]
+        rows.append(
+            Row(case, f"{label}, 3 contexts of {size:,} instances: median (worst)",
+                f"{median:.0f} ms ({worst:.0f})",
+                f"{times(median / one[f'{name}_ms'][0])} one context", "< 100 ms",
+                verdict(median < 100))
+        )  # fmt: skip
+    single, joined = used["core_share"]
+    rows.append(
+        Row(case, f"own CPU at a 5 s interval, 3 contexts of {size:,} instances, side by side "
+            f"with one context, {used['seconds']:.0f} s", f"{joined:.0%} of a core",
+            f"{times(joined / single)} one context ({single:.0%})", "<= 3.3x",
+            verdict(joined / single <= 3.3))
+    )  # fmt: skip
+    return rows
+
+
 def main(argv: list[str]) -> int:
     what, *args = argv
     if what == "keys":
-        out = keys(args[0])
-    elif what == "cpu":
-        out = cpu(args[0], float(args[1]))
+        out = keys(*args)
+    elif what == "cpu":  # SECONDS, then one URL per `top` (several: every context, a+b+c)
+        out = cpu(float(args[0]), *(_top_args(run) for run in args[1:]))
     elif what == "memory":
         out = memory(int(args[0]), int(args[1]))
     else:

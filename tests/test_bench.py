@@ -60,6 +60,11 @@ def test_quick_benchmark_runs_every_case_and_prints_the_table():
                   "back to the fleet", "own CPU at a 5 s interval",
                   "RSS after 5 and after 20 polls of 300 instances"):  # fmt: skip
         assert any(measure.startswith(start) for measure in top), top
+    contexts = [row[1] for row in rows if row[0] == "top, every context"]
+    for start in ("move the cursor, 3 contexts of 300 instances", "apply or clear a filter",
+                  "drill into the largest service", "back to the fleet",
+                  "own CPU at a 5 s interval, 3 contexts of 300 instances"):  # fmt: skip
+        assert any(measure.startswith(start) for measure in contexts), contexts
     capacity = {row[1]: row[2] for row in rows if row[0] == "simulator capacity"}
     if shutil.which("wrk") is None:
         assert capacity == {"requests/s under wrk": "skipped: install wrk (apt-get install wrk)"}
