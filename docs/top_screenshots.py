@@ -40,16 +40,46 @@ async def shoot(url: str) -> None:
         await pilot.press("question_mark")
         await pilot.pause()
         console.save_screenshot(str(DOCS / "top-help.svg"))
+        await pilot.press("escape", "escape", "escape", "p")  # back to the fleet, live
+        await pilot.press("slash", "ctrl+a", "ctrl+k", "enter")  # the filter cleared
+        await pilot.press("T", "T", "T")  # three polls back: HISTORIC
+        while console.frame is None or not console.frame.historic:
+            await pilot.pause(0.1)
+        await pilot.pause(0.5)
+        console.save_screenshot(str(DOCS / "top-historic.svg"))
+        await pilot.press("q")
+
+
+async def shoot_contexts(urls: list[tuple[str, str]]) -> None:
+    contexts = [
+        (name, RunConfig(ClientSettings(base_url=url), env=Environment(color=True)))
+        for name, url in urls
+    ]
+    contexts.append(
+        ("lab", RunConfig(ClientSettings(base_url="http://127.0.0.1:9", retries=0),
+                          env=Environment(color=True)))
+    )  # fmt: skip
+    console = prepare(contexts[0][1], TopOptions(interval=2.0), contexts=contexts).console
+    async with console.run_test(size=SIZE) as pilot:
+        while console.frame is None or console.frame.polls < 3:
+            await pilot.pause(0.1)
+        await pilot.press("p")
+        console.save_screenshot(str(DOCS / "top-contexts.svg"))
         await pilot.press("q")
 
 
 def main() -> None:
-    server = SimulatorServer(Fleet.generate(DEMO_FLEET, seed=DEMO_SEED), "127.0.0.1", 0)
-    url = server.start()
+    servers = [
+        (name, SimulatorServer(Fleet.generate(size, seed=seed), "127.0.0.1", 0))
+        for name, size, seed in (("prod", DEMO_FLEET, DEMO_SEED), ("staging", 40, 3))
+    ]
+    urls = [(name, server.start()) for name, server in servers]
     try:
-        asyncio.run(shoot(url))
+        asyncio.run(shoot(urls[0][1]))
+        asyncio.run(shoot_contexts(urls))
     finally:
-        server.stop()
+        for _, server in servers:
+            server.stop()
 
 
 if __name__ == "__main__":
