@@ -239,3 +239,38 @@ def test_b_answers_any_text_with_a_moment_or_one_line(text):
     else:
         assert found.tzinfo is not None
         found.astimezone().strftime("%H:%M:%S")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--at", "12:00"], "--at: '12:00' is not a time; type an RFC 3339 instant like "
+         "2026-12-04T17:00:00Z"),
+        (["--at", ""], "--at: not a time; type an RFC 3339 instant like 2026-12-04T17:00:00Z"),
+        (["--at", "2026-12-04T17:00:00"], "--at: '2026-12-04T17:00:00' is not a time"),
+        (["--at", "\x1b[2J"], "--at: not a time"),
+    ],
+)  # fmt: skip
+def test_replay_at_in_the_wrong_shape_is_one_usage_error(cli, tmp_path, args, message):
+    path = tmp_path / "night.jsonl"
+    write_recording(str(path))
+    result = cli("top", "--replay", str(path), *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"cli_devops: error: {message}"), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "\x1b" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["top", "--at", "-5m"], "--at needs --replay FILE or --prometheus-url"),
+        (["top", "--all-contexts", "--record", "x"], "give --record or --all-contexts, not both"),
+        (["top", "--all-contexts", "--at", "-5m"], "give --at or --all-contexts, not both"),
+    ],
+)
+def test_top_options_that_do_not_combine_are_one_usage_error(cli, args, message):
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -30,7 +30,8 @@ KEEP_SAMPLES = 2_000_000
 MAX_WHEN = 64
 """Longer text is no moment anyone types."""
 _CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
-WHEN_FORMS = "HH:MM[:SS], an RFC 3339 instant like 2026-12-04T17:00:00Z, or -5m"
+INSTANT_FORM = "an RFC 3339 instant like 2026-12-04T17:00:00Z"
+WHEN_FORMS = f"HH:MM[:SS], {INSTANT_FORM}, or -5m"
 
 
 def parse_when(text: str, on_screen: datetime) -> datetime:
@@ -59,7 +60,7 @@ def parse_when(text: str, on_screen: datetime) -> datetime:
         except ValueError:
             raise UsageError(f"{stripped!r} is not a duration like -5m, -90s or -1h30m") from None
         return _shifted(on_screen, sign * seconds)
-    return parse_instant(stripped)
+    return parse_instant(stripped, WHEN_FORMS)
 
 
 def _shifted(moment: datetime, seconds: float) -> datetime:
@@ -69,13 +70,17 @@ def _shifted(moment: datetime, seconds: float) -> datetime:
         raise UsageError("that moment is out of range") from None
 
 
-def parse_instant(text: str) -> datetime:
+def parse_instant(text: str, expected: str = INSTANT_FORM) -> datetime:
+    """An RFC 3339 instant (with its offset or Z), as an aware datetime; UsageError saying what
+    was `expected` otherwise."""
+    if not text or len(text) > MAX_WHEN or not text.isprintable():
+        raise UsageError(f"not a time; type {expected}")
     try:
         moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
     except ValueError:
         moment = None
     if moment is None or "T" not in text.upper() or moment.tzinfo is None:
-        raise UsageError(f"{text!r} is not a time; type {WHEN_FORMS}")
+        raise UsageError(f"{text!r} is not a time; type {expected}")
     try:
         moment.timestamp()
         moment.astimezone()
