@@ -45,6 +45,28 @@ def test_replay_opens_at_a_moment_and_travels_in_a_terminal(tmp_path, monkeypatc
     assert "Traceback" not in screen
 
 
+def test_live_looks_back_and_returns_in_a_terminal(sim):
+    child, transcript = spawn_top("top", "--cp-url", sim.url, "--interval", "0.3")
+    try:
+        child.expect(r"poll [3-9]")
+        child.send("T")
+        child.expect("HISTORIC")
+        mark = len(transcript.getvalue())
+        child.send("?")
+        child.expect("back to live")
+        child.send("?")
+        child.send("L")
+        child.expect(r"ago\)")  # live again: the header gives the poll's age
+        child.send("q")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, transcript.getvalue()[-2000:]
+    help_screen = ANSI.sub("", transcript.getvalue()[mark:])
+    for keys in ("T  t", "b ", "L ", "r "):
+        assert keys in help_screen, help_screen
+
+
 def test_replay_at_before_the_recording_is_one_line_exit_2(tmp_path):
     path = tmp_path / "night.jsonl"
     write_recording(str(path))
