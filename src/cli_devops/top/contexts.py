@@ -94,7 +94,7 @@ def join(contexts: Sequence[ContextFeed], clock: float, interval: float) -> Fram
             services.append(context_row(context.name, WAITING, "the first read is in flight"))
             continue
         first = first or frame
-        polls = max(polls, frame.polls)
+        polls += frame.polls  # the header counts the reads of every context
         if frame.error is not None:
             services.append(context_row(context.name, DOWN, frame.error))
             continue
