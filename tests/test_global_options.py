@@ -88,7 +88,6 @@ def test_after_the_command_wins_over_before_and_over_the_environment(cli, sim, m
         ),
         (["track", "UserService"], "at"),
         (["top"], "strict"),  # the console shows what could not be read instead
-        (["top"], "at"),
     ],
     ids=lambda value: value if isinstance(value, str) else value[0],
 )
@@ -118,7 +117,7 @@ def test_each_command_help_lists_the_global_options_it_uses(cli, command):
         "simulate": (),
         "completion": (),
         "exporter": (*CONNECTION, *THRESHOLDS),
-        "top": (*CONNECTION, *PROMETHEUS, *THRESHOLDS, "no_color"),
+        "top": (*CONNECTION, *PROMETHEUS, *THRESHOLDS, "no_color", "at"),
         "track": FLEET_VIEW,
         # every option it can write to a context, and --config for the file
         "config set-context": tuple(name for name in BY_NAME if name not in ("context", "at")),

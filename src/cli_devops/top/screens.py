@@ -51,6 +51,14 @@ class FleetScreen(FrameView):
 
     place = "Fleet"
     default_sort = 0
+    with_contexts = False
+
+    def show(self, frame: Frame | None) -> None:
+        contexts = bool(frame and frame.contexts)
+        if contexts != self.with_contexts:  # the Context column comes or goes
+            self.with_contexts = contexts
+            self.spark = -1
+        super().show(frame)
 
     def columns(self, spark: int) -> list[RowTableColumn]:
         frame = self.top.frame
