@@ -101,9 +101,18 @@ def test_every_context_on_one_screen_a_stuck_and_a_down_one_in_their_own_rows(si
                             in static_text(console, "#body"))  # fmt: skip
                 await pilot.press("escape", "escape")
                 await until(pilot, lambda: isinstance(console.screen, FleetScreen))
-                await pilot.press("T")  # time travel is for one context: said, nothing breaks
-                await until(pilot, lambda: any("one context at a time" in str(n.message)
-                                               for n in console._notifications))  # fmt: skip
+                await pilot.press("slash", "ctrl+a", "ctrl+k", "enter")
+                await until(pilot, lambda: "stuck" in rows_by_context(console))
+                await pilot.press("T")  # every context as it was one interval back
+                await until(pilot, lambda: console.frame.historic)
+                assert "HISTORIC" in static_text(console, "#header")
+                rows = rows_by_context(console)
+                assert rows["gone"][0][:2] == ["Down", "gone"]
+                assert [r[2] for r in rows["staging"]] == ["BillingService"]
+                assert rows["stuck"][0][:1] == ["Waiting"]  # no read of it was ever kept
+                await pilot.press("L")
+                await until(pilot, lambda: not console.frame.historic)
+                assert rows_by_context(console)["stuck"][0][:1] == ["Slow"]
                 await pilot.press("q")
 
         asyncio.run(scenario())
@@ -139,3 +148,32 @@ def test_joining_contexts_adds_their_totals_and_keys_services_by_context():
     waiting.reading_since = 0.5
     frame = join([a, waiting], 2.0, 1.0)
     assert [(row.context, row.status) for row in frame.services][-1] == ("c", "Slow")
+
+
+def test_the_past_of_every_context_is_each_ones_latest_read_at_or_before_the_moment():
+    from datetime import datetime, timedelta, timezone
+
+    from cli_devops.model import Instance
+    from cli_devops.top.contexts import past
+
+    start = datetime(2026, 12, 4, 23, 59, tzinfo=timezone.utc)
+
+    def context(name: str, minutes: list[int]) -> ContextFeed:
+        fleet = FleetState(name, interval=60, thresholds=Thresholds(), min_healthy=1, history=5)
+        feed = ContextFeed(name, None, fleet, 5.0)  # type: ignore[arg-type]
+        for minute in minutes:
+            moment = start + timedelta(minutes=minute)
+            feed.kept.add(FleetReading(moment, [Instance("10.0.0.1", "Api", float(minute), 1.0)]))
+        return feed
+
+    a = context("a", [0, 1, 2, 3])
+    b = context("b", [2, 3])  # read only from 00:01 on
+    frame = past([a, b], (start + timedelta(minutes=1, seconds=30)).timestamp(), 60)
+    assert frame.historic
+    assert [(row.context, row.status) for row in frame.services] == [
+        ("a", "Healthy"), ("b", "Waiting")]  # fmt: skip
+    assert frame.services[1].note.startswith("no read kept from ")
+    assert [row.cpu for row in frame.instances["a\x00Api"]] == [1.0]
+    assert frame.moment == start + timedelta(minutes=1)
+    frame = past([a, b], (start + timedelta(minutes=3)).timestamp(), 60)
+    assert [row.cpu_trend for row in frame.services] == [(0.0, 1.0, 2.0, 3.0), (2.0, 3.0)]

@@ -21,6 +21,7 @@ from cli_devops.polling import Ticker, age
 from cli_devops.text import plural
 from cli_devops.top.source import FleetReading, FleetSource
 from cli_devops.top.state import FleetState, Frame, ServiceRow, Totals, service_key
+from cli_devops.top.travel import KEEP_SAMPLES, KeptPolls, describe, index_at
 
 if TYPE_CHECKING:
     from cli_devops.run_config import RunConfig
@@ -51,6 +52,8 @@ class ContextFeed:
     state: FleetState
     deadline: float
     frame: Frame | None = None
+    kept: KeptPolls = field(default_factory=KeptPolls, repr=False)
+    """Its recent reads, to look back (time travel)."""
     reading_since: float | None = None
     """The clock when its read in flight started (None: no read in flight)."""
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -122,6 +125,33 @@ def join(contexts: Sequence[ContextFeed], clock: float, interval: float) -> Fram
     )
 
 
+def past(contexts: Sequence[ContextFeed], at: float, interval: float) -> Frame:
+    """Every context as its latest read at or before `at` showed it (its sparklines the reads
+    up to it); a context with no read kept from then is one row saying so."""
+    then: list[ContextFeed] = []
+    for context in contexts:
+        times = context.kept.times
+        found = index_at(times, at)
+        shown = ContextFeed(context.name, context.source, context.state.empty(), context.deadline)
+        if found is None:
+            shown.frame = None
+        else:
+            first = max(0, found - context.state.track.history + 1)
+            for index in range(first, found + 1):
+                reading = context.kept.reading(index)
+                shown.state.apply(reading, reading.time.timestamp())
+            shown.frame = shown.state.frame(times[found])
+        then.append(shown)
+    frame = join(then, at, interval)
+    services = tuple(
+        context_row(row.context or "", row.status, f"no read kept from {describe(at)}")
+        if row.status == WAITING
+        else row
+        for row in frame.services
+    )
+    return replace(frame, services=services, historic=True)
+
+
 def _add(left: Totals, right: Totals) -> Totals:
     return Totals(
         *(getattr(left, name) + getattr(right, name) for name in Totals.__dataclass_fields__)
@@ -151,6 +181,8 @@ class ContextsFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        self.at: float | None = None
+        """The moment on screen while travelling (None: live)."""
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="top-contexts", daemon=True)
 
@@ -179,13 +211,58 @@ class ContextsFeed:
         """Nothing to step through."""
 
     def travel(self, offset: int) -> None:
-        self.say("time travel shows one context at a time: start top with --context NAME")
+        """`offset` intervals on or back from the moment on screen; on past the newest read is
+        live again."""
+        self._command(self._travel, offset)
 
     def jump(self, moment: datetime) -> None:
-        self.travel(0)
+        self._command(self._jump, moment.timestamp())
 
     def live(self) -> None:
-        """Always live."""
+        self._command(self._go_live, None)
+
+    def _command(self, command: Callable[[Any], None], value: Any) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(command, value)
+
+    def _newest(self) -> float | None:
+        times = [time for context in self.contexts for time in context.kept.times]
+        return max(times) if times else None
+
+    def _travel(self, offset: int) -> None:
+        newest = self._newest()
+        if newest is None:
+            self.say("no sample yet")
+            return
+        if self.at is None and offset > 0:
+            return
+        target = (newest if self.at is None else self.at) + offset * self.interval
+        if target > newest:
+            self._go_live(None)
+            return
+        oldest = min(time for context in self.contexts for time in context.kept.times[:1])
+        if target < oldest:
+            self.say(f"that is the oldest sample kept (from {describe(oldest)})")
+            target = oldest
+        self._show(target)
+
+    def _jump(self, at: float) -> None:
+        newest = self._newest()
+        if newest is None or at >= newest + self.interval:
+            self.say(f"{describe(at)} is after the newest read; showing every context live")
+            self._go_live(None)
+            return
+        self._show(at)
+
+    def _show(self, at: float) -> None:
+        self.at = at
+        self.deliver(past(self.contexts, at, self.interval))
+
+    def _go_live(self, _: object) -> None:
+        self.at = None
+        self.deliver(join(self.contexts, self.monotonic(), self.interval))
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
@@ -213,7 +290,8 @@ class ContextsFeed:
                 if context.task is None or context.task.done():
                     context.task = asyncio.create_task(self._read(context, pool))
             delay = ticker.delay()
-            self.deliver(join(self.contexts, self.monotonic(), self.interval))
+            if self.at is None:
+                self.deliver(join(self.contexts, self.monotonic(), self.interval))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             self._wake.clear()
@@ -229,9 +307,11 @@ class ContextsFeed:
                 )
             finally:
                 context.reading_since = None
+        context.kept.add(reading)
         context.state.apply(reading, self.monotonic())
         context.frame = context.state.frame(self.monotonic())
-        self.deliver(join(self.contexts, self.monotonic(), self.interval))
+        if self.at is None:
+            self.deliver(join(self.contexts, self.monotonic(), self.interval))
 
     async def _close(self) -> None:
         for context in self.contexts:
@@ -270,7 +350,8 @@ def contexts_feed(
             history=history,
         )
         deadline = config.settings.deadline or DEFAULT_DEADLINE
-        contexts.append(ContextFeed(name, source, state, deadline))
+        kept = KeptPolls(samples=KEEP_SAMPLES // len(configs))  # the bound is for all of them
+        contexts.append(ContextFeed(name, source, state, deadline, kept=kept))
     monotonic = configs[0][1].env.monotonic
     return ContextsFeed(
         contexts,
