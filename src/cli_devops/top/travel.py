@@ -25,7 +25,7 @@ from cli_devops.top.source import FleetReading
 KEEP_POLLS = 720
 """A live session keeps at most this many polls for looking back (24 minutes at 2 s) ..."""
 KEEP_SAMPLES = 2_000_000
-"""... and at most this many instance readings in all (200 polls of 10,000 instances; about
+"""... and at most this many instance readings in all (200 polls of 10,000 instances;
 about 10 bytes each, compressed: some 20 to 40 MB)."""
 MAX_WHEN = 64
 """Longer text is no moment anyone types."""
