@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli_devops.errors import UsageError
@@ -274,3 +274,18 @@ def test_top_options_that_do_not_combine_are_one_usage_error(cli, args, message)
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=80))
+def test_any_replay_at_is_exit_2_in_one_line(tmp_path_factory, cli, text):
+    path = tmp_path_factory.getbasetemp() / "any-at.jsonl"
+    if not path.exists():
+        write_recording(str(path))
+    result = cli("top", "--replay", str(path), "--at", text)
+    assert result.exit_code == 2  # refused, or valid and then: not a terminal
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "\x1b" not in result.stderr
