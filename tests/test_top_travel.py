@@ -63,6 +63,7 @@ def said(console: object, text: str) -> bool:
     return any(text in str(note.message) for note in console._notifications)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_a_replay_opens_at_a_moment_and_steps_jumps_and_plays_on(tmp_path):
     path = str(tmp_path / "night.jsonl")
     write_recording(path)
@@ -98,6 +99,7 @@ def test_a_replay_opens_at_a_moment_and_steps_jumps_and_plays_on(tmp_path):
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_a_jump_before_the_recording_says_so_and_stays(tmp_path):
     path = str(tmp_path / "night.jsonl")
     write_recording(path)
