@@ -26,7 +26,7 @@ def source_modules() -> set[str]:
         if path.name not in UNLISTED:
             found.add(relative.as_posix())
         for parent in relative.parents:
-            if parent != Path("."):
+            if parent != Path():
                 found.add(parent.as_posix() + "/")
     return found
 
