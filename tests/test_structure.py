@@ -105,3 +105,10 @@ def test_vulture_finds_no_dead_code():
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_writers_style_every_status_the_health_rules_decide():
+    from cli_devops.health import Status
+    from cli_devops.render import STATUS_STYLES
+
+    assert set(STATUS_STYLES) == {status.value for status in Status}

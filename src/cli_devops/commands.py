@@ -17,13 +17,8 @@ from cli_devops.health import (
     under_replicated,
 )
 from cli_devops.model import Instance, ip_sort_key
-from cli_devops.render import (
-    Output,
-    flagged_report,
-    instances_report,
-    status_report,
-    write_report,
-)
+from cli_devops.render import Output, write_report
+from cli_devops.reports import flagged_report, instances_report, status_report
 from cli_devops.run_config import RunConfig, read_fleet
 from cli_devops.service_names import resolve_service, services_of
 

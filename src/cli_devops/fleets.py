@@ -24,14 +24,8 @@ from cli_devops.health import (
     under_replicated,
 )
 from cli_devops.model import Instance
-from cli_devops.render import (
-    Output,
-    Report,
-    ReportColumn,
-    flagged_report,
-    status_report,
-    write_report,
-)
+from cli_devops.render import Output, Report, ReportColumn, write_report
+from cli_devops.reports import flagged_report, status_report
 from cli_devops.run_config import RunConfig, read_fleet
 from cli_devops.service_names import resolve_service, services_of
 from cli_devops.text import plural

@@ -28,12 +28,8 @@ from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY, TrackState
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker, rfc3339
-from cli_devops.render import (
-    OutputFormat,
-    RecordWriter,
-    make_console,
-    supports_unicode,
-)
+from cli_devops.render import OutputFormat, RecordWriter, make_console, supports_unicode
+from cli_devops.reports import instances_report
 from cli_devops.run_config import RunConfig, open_source, report_unread
 from cli_devops.service_names import resolve_service, services_of
 from cli_devops.text import plural
@@ -90,7 +86,7 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
     if options.output == "table" and env.stdout_isatty:
         sink = LiveScreen(env, state)
     else:
-        sink = Records(app, RecordWriter(options.output, env, app.thresholds, options.headers))
+        sink = Records(app, RecordWriter(options.output, env, options.headers))
     with sink:
         stopped_by = _run_until_interrupted(_track(app, service, state, sink, options))
     if isinstance(sink, LiveScreen) and stopped_by != _HANGUP:
@@ -261,7 +257,8 @@ class Records:
         if snapshot is not None:
             report_unread(snapshot.unread, len(snapshot.instances), env)
         with env.writing_data():
-            self.writer.write(rfc3339(poll.moment), poll.service, poll.members, poll.error)
+            report = instances_report(poll.members, self.app.thresholds)
+            self.writer.write(rfc3339(poll.moment), poll.service, report, poll.error)
         if env.stdout_closed:
             raise _ReaderGone
 
