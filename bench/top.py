@@ -160,7 +160,7 @@ def cpu(url: str, seconds: float) -> dict[str, Any]:
 def memory(size: int, polls: int, history: int = 30) -> dict[str, Any]:
     from cli_devops.health import Thresholds
     from cli_devops.model import Instance
-    from cli_devops.top.source import Reading
+    from cli_devops.top.source import FleetReading
     from cli_devops.top.state import FleetState
 
     rng = random.Random(size)
@@ -179,7 +179,9 @@ def memory(size: int, polls: int, history: int = 30) -> dict[str, Any]:
             for ip, service in zip(ips, owner)
         ]
         began = time.perf_counter()
-        state.apply(Reading(start + timedelta(seconds=poll * INTERVAL), members), poll * INTERVAL)
+        state.apply(
+            FleetReading(start + timedelta(seconds=poll * INTERVAL), members), poll * INTERVAL
+        )
         state.frame(poll * INTERVAL)
         apply_ms.append((time.perf_counter() - began) * 1000)
         if poll in (polls // 4, polls):

@@ -112,3 +112,27 @@ def test_the_writers_style_every_status_the_health_rules_decide():
     from cli_devops.render import STATUS_STYLES
 
     assert set(STATUS_STYLES) == {status.value for status in Status}
+
+
+SOURCE_CLASSES = {"CpxSource", "PrometheusSource"}
+
+
+def test_the_fleet_source_is_chosen_in_one_place():
+    """Only `run_config.open_source` names a source class outside `sources/`: every other
+    module reads through the `FleetSource` protocol, without isinstance or getattr probing."""
+    named: list[str] = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        relative = path.relative_to(SOURCE).as_posix()
+        if relative.startswith("sources/") or relative == "run_config.py":
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in SOURCE_CLASSES:
+                named.append(f"{relative}:{node.lineno} {node.id}")
+            if isinstance(node, ast.alias) and node.name in SOURCE_CLASSES:
+                named.append(f"{relative}:{node.name}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getattr":
+                target = ast.unparse(node.args[0]) if node.args else ""
+                if "source" in target:
+                    named.append(f"{relative}:{node.lineno} getattr({target}, ...)")
+    assert named == []

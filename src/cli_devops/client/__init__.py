@@ -5,7 +5,7 @@
 * `budget.py`: the retry budget and deadline of ONE read (`ReadBudget`, one per read);
 * `concurrency.py`: how many requests are in flight at once (adaptive, or fixed);
 * `fanout.py`: every instance read through the concurrency limiter;
-* `session.py`: `CpxClient` (the connection pool and one request) and `fetch_snapshot`.
+* `session.py`: `CpxClient` (the connection pool and one request) and its `Snapshot`.
 """
 
 from cli_devops.client.budget import (
@@ -26,7 +26,6 @@ from cli_devops.client.session import (
     CpxClient,
     RequestFailed,
     Snapshot,
-    fetch_snapshot,
 )
 from cli_devops.client.settings import DEFAULT_RETRIES, ClientSettings, normalize_base_url
 
@@ -47,7 +46,6 @@ __all__ = [
     "ReadProgress",
     "RequestFailed",
     "Snapshot",
-    "fetch_snapshot",
     "normalize_base_url",
     "parse_retry_after",
 ]

@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import NamedTuple
 
 import aiohttp
 from yarl import URL
 
-from cli_devops.client.budget import ReadBudget, ReadProgress
+from cli_devops.client.budget import ReadBudget
 from cli_devops.client.concurrency import CLOSE_LIMIT, AdaptiveLimiter, FixedLimiter, Ticket
 from cli_devops.client.fanout import FanoutResult, acquire_within, read_all
 from cli_devops.client.network import (
@@ -43,11 +43,15 @@ MAX_SERVERS_BODY = 16 * 1024 * 1024
 
 
 class Snapshot(NamedTuple):
-    """One read of the whole fleet; instances sorted by IP."""
+    """One read of the whole fleet; instances sorted by IP, those the deadline left unrequested
+    (`unrequested` of them, with the deadline's reason) last. `notes`: what the reader should
+    tell the user besides (entries skipped, targets down)."""
 
     instances: list[Instance]
     skipped: int
     duplicates: int
+    unrequested: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def unread(self) -> list[Instance]:
@@ -338,36 +342,3 @@ class CpxClient:
     def _log(self, line: str) -> None:
         if self.settings.log is not None:
             self.settings.log(line)
-
-
-def fetch_snapshot(
-    settings: ClientSettings,
-    watch: Callable[[ReadProgress], None] | None = None,
-    every: float = 0.1,
-) -> Snapshot:
-    """Read the whole fleet once (blocking); `watch` is called with the read's progress every
-    `every` seconds while it runs (for a progress line)."""
-
-    read: list[Snapshot] = []
-
-    async def report(progress: ReadProgress) -> None:
-        assert watch is not None
-        while True:
-            await asyncio.sleep(every)
-            watch(progress)
-
-    async def run() -> None:
-        async with CpxClient(settings) as client:
-            budget = client.begin()
-            watching = asyncio.ensure_future(report(budget.progress)) if watch else None
-            try:
-                read.append(await client.snapshot(budget))
-            finally:
-                if watching is not None:
-                    watching.cancel()
-
-    # The snapshot is handed out beside the task, not as its result: when asyncio.run() puts
-    # back the SIGINT handler, Python formats the old handler, which names the finished task
-    # and so the repr of its whole result (10,000 instances: 2% of a run).
-    asyncio.run(run())
-    return read[0]

@@ -49,7 +49,7 @@ from cli_devops.exporter.web_config import (
     load_web_config,
 )
 from cli_devops.health import Thresholds
-from cli_devops.run_config import RunConfig
+from cli_devops.run_config import RunConfig, open_source
 from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
 from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_EXPORTER_PORT, ClientSettings
 
@@ -249,7 +249,10 @@ class Exporter:
         """One base URL per listen address, in their order (`url` is the first)."""
         limit = self.options.max_requests
         self.slots = threading.BoundedSemaphore(limit) if limit else None
-        self.reader = FleetReader(settings, self.shard, self.events)
+        self.reader = FleetReader(
+            settings, open_source(RunConfig(settings)), self.shard, self.events
+        )
+        """Its `source` is the CPX API of `settings` unless set before `start()`."""
         self.registry = CollectorRegistry(auto_describe=True)  # name[] finds process_*
         self.registry.register(CpxCollector(self.reader.read, self.thresholds))
         if self.options.exporter_metrics:
@@ -347,6 +350,7 @@ def run_exporter(
         options=serve,
         events=events,
     )
+    exporter.reader.source = source = open_source(app)
     if web_config:
         exporter.web = load_web_config(Path(web_config))
     try:
@@ -363,7 +367,7 @@ def run_exporter(
     try:
         app.env.stdout.write(
             f"Serving CPX metrics on {' and on '.join(places)} "
-            f"(shard {exporter.shard}, CPX API {app.base_url}); press Ctrl+C to stop\n"
+            f"(shard {exporter.shard}, CPX API {source.name}); press Ctrl+C to stop\n"
         )
         app.env.stdout.flush()
         serve_until_stopped()

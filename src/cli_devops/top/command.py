@@ -21,8 +21,8 @@ from cli_devops.top.state import FleetState
 
 if TYPE_CHECKING:
     from cli_devops.run_config import RunConfig
+    from cli_devops.sources.base import FleetSource
     from cli_devops.top.app import Feed, TopApp
-    from cli_devops.top.source import FleetSource
 
 NOT_A_TERMINAL = (
     "top is an interactive console and needs a terminal; for scripts read the fleet with "
@@ -84,9 +84,9 @@ class Session:
 def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = None) -> Session:
     """The console for `options`, not yet started: `source` defaults to the Prometheus or the
     CPX API of `app`; with `options.replay` no source is polled at all."""
+    from cli_devops.run_config import open_source
     from cli_devops.top.app import TopApp
     from cli_devops.top.feed import LiveFeed, ReplayFeed
-    from cli_devops.top.source import CpxSource
 
     env = app.env
     recording: Recording | None = None
@@ -96,11 +96,7 @@ def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = No
         interval = ReplayFeed.interval_of(recording)
         name = f"replay of {Path(options.replay).name}"
     else:
-        if source is None and app.prometheus is not None:
-            from cli_devops.top.prometheus import PrometheusTopSource
-
-            source = PrometheusTopSource(app.prometheus, env.now)
-        source = source or CpxSource(app.settings, env.now)
+        source = source or open_source(app)
         interval = options.interval
         name = source.name
         if options.record is not None:
@@ -128,6 +124,7 @@ def prepare(app: RunConfig, options: TopOptions, source: FleetSource | None = No
             console.crashed,
             interval=interval,
             monotonic=env.monotonic,
+            now=env.now,
             recorder=recorder,
         )
 

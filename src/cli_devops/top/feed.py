@@ -13,11 +13,14 @@ import queue
 import statistics
 import threading
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
+from cli_devops.errors import ApiUnreachable
 from cli_devops.polling import Ticker
+from cli_devops.sources.base import FleetSource
 from cli_devops.top.recording import Recorder, Recording
-from cli_devops.top.source import FleetReading, FleetSource
+from cli_devops.top.source import FleetReading
 from cli_devops.top.state import FleetState, Frame, Replay
 
 Deliver = Callable[[Frame], None]
@@ -30,7 +33,9 @@ STOP_WAIT = 0.8
 
 class LiveFeed:
     """Polls `source` every `interval` seconds on a fixed grid (the poll's own time is taken out
-    of the wait), records each poll if asked, and delivers a frame after each."""
+    of the wait), records each poll if asked, and delivers a frame after each. The source is
+    opened on the feed's own loop at the first poll and closed when the feed stops; a source
+    that keeps history first fills the sparklines' window from it."""
 
     def __init__(  # noqa: PLR0913 -- what a feed is made of, all required
         self,
@@ -41,9 +46,12 @@ class LiveFeed:
         *,
         interval: float,
         monotonic: Callable[[], float],
+        now: Callable[[], datetime],
         recorder: Recorder | None = None,
     ) -> None:
         self.source = source
+        self.now = now
+        self._open = False
         self.state = state
         self.deliver = deliver
         self.crashed = crashed
@@ -89,7 +97,9 @@ class LiveFeed:
             self.crashed(err)
         finally:
             try:
-                loop.run_until_complete(self.source.aclose())
+                if self._open:
+                    self._open = False
+                    loop.run_until_complete(self.source.__aexit__(None, None, None))
             finally:
                 self._loop = None
                 loop.close()
@@ -102,7 +112,7 @@ class LiveFeed:
                 self._wake.clear()
             if self._stopping.is_set():
                 return
-            self._task = loop.create_task(self.source.poll())
+            self._task = loop.create_task(self._poll())
             try:
                 reading: FleetReading = loop.run_until_complete(self._task)
             except asyncio.CancelledError:
@@ -114,14 +124,47 @@ class LiveFeed:
             self.state.apply(reading, self.monotonic())
             self.deliver(self.state.frame(self.monotonic()))
 
+    async def _opened(self) -> FleetSource:
+        if not self._open:
+            await self.source.__aenter__()
+            self._open = True
+        return self.source
+
+    async def _poll(self) -> FleetReading:
+        """One poll; a fleet that cannot be read is a reading with its error (the console
+        keeps the last data and marks it stale)."""
+        source = await self._opened()
+        moment = self.now()
+        try:
+            snapshot = await source.read()
+        except ApiUnreachable as err:
+            return FleetReading(moment, (), str(err.__cause__ or err))  # the header has the URL
+        return FleetReading(moment, snapshot.instances)
+
+    async def _past(self, samples: int) -> list[FleetReading]:
+        """The `samples - 1` steps, `interval` apart, before now (the first poll is the last
+        sample); none when the source cannot say (the console then starts empty)."""
+        if samples < 2:
+            return []
+        source = await self._opened()
+        end = self.now().timestamp() - self.interval
+        start = end - (samples - 2) * self.interval
+        try:
+            steps = await source.history(None, start, end, self.interval)
+        except ApiUnreachable:
+            return []
+        return [
+            FleetReading(datetime.fromtimestamp(at, timezone.utc), instances)
+            for at, instances in steps
+        ]
+
     def _load_past(self, loop: asyncio.AbstractEventLoop) -> None:
-        """From a source that keeps history (`past(samples, interval)`, Prometheus), the
-        window of the sparklines before the first poll."""
-        past = getattr(self.source, "past", None)
-        if past is None:
+        """From a source that keeps history (Prometheus), the window of the sparklines before
+        the first poll."""
+        if not self.source.keeps_history:
             return
         task: asyncio.Task[list[FleetReading]] = loop.create_task(
-            past(self.state.track.history, self.interval)
+            self._past(self.state.track.history)
         )
         self._task = task
         try:

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
 
-    from cli_devops.client import CpxClient, Snapshot
-    from cli_devops.sources.prometheus import PrometheusSource
+    from cli_devops.client import Snapshot
+    from cli_devops.sources.base import FleetSource
 
 REDRAW_SECONDS = 0.5
 """How often the live view is redrawn between polls (ages, resizes)."""
@@ -74,9 +74,10 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
     """
     options = options or TrackOptions()
     env = app.env
+    source = open_source(app)
     state = TrackState(
         service=service,
-        base_url=app.base_url,
+        base_url=source.name,
         interval=options.interval,
         thresholds=app.thresholds,
         min_healthy=options.min_healthy,
@@ -88,7 +89,7 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
     else:
         sink = Records(app, RecordWriter(options.output, env, options.headers))
     with sink:
-        stopped_by = _run_until_interrupted(_track(app, service, state, sink, options))
+        stopped_by = _run_until_interrupted(_track(app, source, state, sink, options))
     if isinstance(sink, LiveScreen) and stopped_by != _HANGUP:
         with contextlib.suppress(OSError):
             sink.print_summary()
@@ -150,7 +151,7 @@ async def _until_interrupted(work: Coroutine[Any, Any, None], stopped_by: list[i
 
 async def _track(
     app: RunConfig,
-    service: str,
+    source: FleetSource,
     state: TrackState,
     sink: LiveScreen | Records,
     options: TrackOptions,
@@ -158,7 +159,7 @@ async def _track(
     work = asyncio.current_task()
     painter = asyncio.ensure_future(sink.animate(work.cancel if work else lambda: None))
     try:
-        await _poll_loop(app, service, state, sink, options)
+        await _poll_loop(app, source, state, sink, options)
     finally:
         painter.cancel()
         await asyncio.wait({painter})
@@ -168,23 +169,24 @@ async def _track(
 
 async def _poll_loop(
     app: RunConfig,
-    service: str,
+    source: FleetSource,
     state: TrackState,
     sink: LiveScreen | Records,
     options: TrackOptions,
 ) -> None:
     env = app.env
+    service = state.service  # as typed, until the first answer says which service it means
     ticker = Ticker(options.interval, env.monotonic)
     name: str | None = None
     polls = 0
-    async with open_source(app) as source:
+    async with source:
         while options.count is None or polls < options.count:
             await asyncio.sleep(ticker.delay())
             polls += 1
             state.begin_poll(env.monotonic())
             moment = env.now()
             try:
-                snapshot = await source.snapshot()
+                snapshot = await source.read()
             except ApiUnreachable as err:
                 reason = str(err.__cause__ or err)  # the view already shows the URL
                 state.record_failure(reason, moment=moment, clock=env.monotonic())
@@ -203,7 +205,7 @@ async def _poll_loop(
 
 async def _replay_history(
     app: RunConfig,
-    source: CpxClient | PrometheusSource,
+    source: FleetSource,
     state: TrackState,
     sink: LiveScreen | Records,
     moment: datetime,
@@ -212,11 +214,9 @@ async def _replay_history(
     (Prometheus), one step per interval over the window the sparklines show, so the view opens
     full and piped output starts with those past records. Later polls of such a source read
     the service's series only."""
-    from cli_devops.sources.prometheus import PrometheusSource
-
-    if not isinstance(source, PrometheusSource):
+    source.focus(state.service)  # later polls may read this service's figures only
+    if not source.keeps_history:
         return
-    source.focus(state.service)  # later polls read this service's series only
     if state.history < 2:
         return
     now = moment.timestamp()
