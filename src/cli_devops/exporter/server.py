@@ -51,10 +51,8 @@ from cli_devops.exporter.web_config import (
 from cli_devops.health import Thresholds
 from cli_devops.run_config import RunConfig, open_source
 from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
-from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_EXPORTER_PORT, ClientSettings
+from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_SHARD, ClientSettings
 
-DEFAULT_PORT = DEFAULT_EXPORTER_PORT
-DEFAULT_LISTEN = DEFAULT_EXPORTER_LISTEN
 BUSY = b"too many scrapes in flight; try again later\n"
 
 
@@ -329,7 +327,7 @@ def run_exporter(
     app: RunConfig,
     *,
     serve: ServeOptions | None = None,
-    shard: str = "0/1",
+    shard: str = DEFAULT_SHARD,
     web_config: str | None = None,
 ) -> ExitStatus:
     """`cli_devops exporter`: serve until Ctrl+C, SIGTERM or SIGHUP (each a normal stop, exit
@@ -338,7 +336,7 @@ def run_exporter(
     `web_config` is a web configuration file (TLS, basic auth), read and checked before serving.
     Events (listening, stopping, scrape failures and their cause) go to stderr, one line each.
     """
-    serve = serve or ServeOptions((parse_listen(DEFAULT_LISTEN),))
+    serve = serve or ServeOptions((parse_listen(DEFAULT_EXPORTER_LISTEN),))
     events = EventLog(app.env.stderr, "debug" if app.debug else serve.log_level, serve.log_format)
     settings = app.settings
     if app.debug:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli_devops.errors import ExitStatus, UsageError
-from cli_devops.health import DEFAULT_MIN_HEALTHY
-from cli_devops.history import DEFAULT_HISTORY
+from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_MIN_HEALTHY, DEFAULT_TOP_INTERVAL
 from cli_devops.top.recording import Recorder, Recording, bounded_lines, read_recording
 from cli_devops.top.state import FleetState
 
@@ -38,7 +37,7 @@ STDERR_NOT_A_TERMINAL = (
 
 @dataclass(frozen=True)
 class TopOptions:
-    interval: float = 2.0
+    interval: float = DEFAULT_TOP_INTERVAL
     history: int = DEFAULT_HISTORY
     """Samples kept per instance and service (sparklines, forecasts)."""
     min_healthy: int = DEFAULT_MIN_HEALTHY

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
-from cli_devops.health import DEFAULT_MIN_HEALTHY
-from cli_devops.history import DEFAULT_HISTORY, TrackState
+from cli_devops.history import TrackState
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker, rfc3339
 from cli_devops.render import OutputFormat, RecordWriter, make_console, supports_unicode
 from cli_devops.reports import instances_report
 from cli_devops.run_config import RunConfig, open_source, report_unread
 from cli_devops.service_names import resolve_service, services_of
+from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_MIN_HEALTHY, DEFAULT_TRACK_INTERVAL
 from cli_devops.text import plural
 from cli_devops.track.keys import KeyListener
 
@@ -48,7 +48,7 @@ REDRAW_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class TrackOptions:
-    interval: float = 3.0
+    interval: float = DEFAULT_TRACK_INTERVAL
     count: int | None = None
     """Stop after this many polls; None: until Ctrl+C."""
     history: int = DEFAULT_HISTORY
