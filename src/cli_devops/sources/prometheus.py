@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import TypeVar
 from urllib.parse import quote, urlencode
 
-from cli_devops.client import CpxClient, ReadBudget, RequestFailed, Snapshot
+from cli_devops.client import HttpFailure, HttpSession, ReadBudget, Snapshot
 from cli_devops.errors import ApiUnreachable, PayloadError
 from cli_devops.model import Instance
 from cli_devops.settings import PrometheusSettings
@@ -62,7 +62,8 @@ class PrometheusSource:
     """The `FleetSource` of one Prometheus; `async with PrometheusSource(settings) as source`.
     It keeps history (range queries), and reads the fleet at `settings.at` when that is set.
 
-    It reuses `CpxClient`'s HTTP set-up (pool, TLS, timeouts, retries, retry budget, deadline).
+    It reads through the client's HTTP layer (pool, TLS, timeouts, the retry loop and budget,
+    deadline), as the CPX client does.
     """
 
     keeps_history = True
@@ -70,7 +71,7 @@ class PrometheusSource:
     def __init__(self, settings: PrometheusSettings) -> None:
         self.settings = settings
         self.base_url = settings.client.base_url
-        self._client = CpxClient(settings.client)
+        self._http = HttpSession(settings.client, settings.client.log)
         self._service: str | None = None
         self.requests = 0
 
@@ -79,7 +80,7 @@ class PrometheusSource:
         return self.base_url
 
     async def __aenter__(self) -> PrometheusSource:
-        await self._client.__aenter__()
+        await self._http.__aenter__()
         return self
 
     async def __aexit__(
@@ -88,7 +89,7 @@ class PrometheusSource:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._client.__aexit__(exc_type, exc, tb)
+        await self._http.__aexit__(exc_type, exc, tb)
 
     def _series(self, metric: str) -> str:
         return metric + self.settings.selector
@@ -118,7 +119,7 @@ class PrometheusSource:
     ) -> PrometheusRead:
         """The fleet as Prometheus saw it at `at` (Unix seconds; now when None)."""
         moment = time.time() if at is None else at
-        budget = self._client.begin(deadline)
+        budget = self._begin(deadline)
         lookback = f"[{self.settings.lookback:g}s]"
         instant = {"time": f"{moment:.3f}"}
         targets: dict[Labels, Labels] = {}
@@ -163,7 +164,7 @@ class PrometheusSource:
         """The instances of `service` (every service's when None) at every `step` from `start`
         to `end`: those with figures at that moment (an instance whose target was down then is
         missing from that step)."""
-        budget = self._client.begin()
+        budget = self._begin()
         selector = self.settings.selector
         if service is not None:
             selector = with_matcher(selector, "cpx_service", service)
@@ -203,14 +204,19 @@ class PrometheusSource:
             reason = f"unusable answer from Prometheus at {self.base_url}: {err}"
             raise ApiUnreachable(reason, kind="prometheus") from None
 
+    def _begin(self, deadline: float | None = None) -> ReadBudget:
+        """One read's retries and deadline (the settings' deadline when None)."""
+        client = self.settings.client
+        return ReadBudget(client.retries, client.deadline if deadline is None else deadline)
+
     async def _get(self, path: str, params: dict[str, str], budget: ReadBudget) -> bytes:
         params = {**params, "timeout": f"{self.settings.client.timeout:g}s"}
         self.requests += 1
         try:
-            return await self._client.get_bytes(
+            return await self._http.request(
                 f"{path}?{urlencode(params, quote_via=quote)}", MAX_ANSWER, budget
             )
-        except RequestFailed as err:
+        except HttpFailure as err:
             refused = ", the credentials were refused" if err.status in (401, 403) else ""
             reason = f"cannot query Prometheus at {self.base_url}: {err}{refused}"
             raise ApiUnreachable(reason, kind="prometheus") from None
