@@ -136,3 +136,25 @@ def test_the_fleet_source_is_chosen_in_one_place():
                 if "source" in target:
                     named.append(f"{relative}:{node.lineno} getattr({target}, ...)")
     assert named == []
+
+
+def test_the_scripts_beside_the_package_import_what_exists():
+    """bench/ and docs/ import the package too; a module moved or renamed without them would
+    only show in the slow benchmark test."""
+    import importlib
+
+    missing = []
+    for path in sorted([*(ROOT / "bench").glob("*.py"), *(ROOT / "docs").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cli_devops"):
+                try:
+                    module = importlib.import_module(str(node.module))
+                except ImportError:
+                    missing.append(f"{path.name}: {node.module}")
+                    continue
+                missing += [
+                    f"{path.name}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if not hasattr(module, alias.name)
+                ]
+    assert missing == []
