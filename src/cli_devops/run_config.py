@@ -24,7 +24,8 @@ from cli_devops.settings import ClientSettings, PrometheusSettings
 from cli_devops.text import plural, terminal_safe
 
 if TYPE_CHECKING:
-    from cli_devops.client import ReadProgress, Snapshot
+    from cli_devops.client import ReadProgress
+    from cli_devops.model import Snapshot
     from cli_devops.sources.base import FleetSource
 
 

@@ -7,7 +7,7 @@
 * `budget.py`: the retry budget and deadline of ONE read (`ReadBudget`, one per read);
 * `concurrency.py`: how many requests are in flight at once (adaptive, or fixed);
 * `fanout.py`: every instance read through the concurrency limiter;
-* `session.py`: `CpxClient` (the connection pool and one request) and its `Snapshot`.
+* `session.py`: `CpxClient`, the listing and the instances read through the limiter.
 """
 
 from cli_devops.client.budget import (
@@ -27,9 +27,9 @@ from cli_devops.client.session import (
     MAX_INSTANCE_BODY,
     MAX_SERVERS_BODY,
     CpxClient,
-    Snapshot,
 )
 from cli_devops.client.settings import DEFAULT_RETRIES, ClientSettings, normalize_base_url
+from cli_devops.model import Snapshot  # re-exported: what a read of the fleet gives
 
 __all__ = [
     "BACKOFF_CAP",

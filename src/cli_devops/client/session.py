@@ -14,7 +14,6 @@ sleep holds no concurrency slot.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from cli_devops.client.budget import ReadBudget
 from cli_devops.client.concurrency import CLOSE_LIMIT, AdaptiveLimiter, FixedLimiter, Ticket
@@ -25,26 +24,17 @@ from cli_devops.client.network import (
 )
 from cli_devops.client.settings import ClientSettings
 from cli_devops.errors import ApiUnreachable, PayloadError
-from cli_devops.model import Instance, ServerList, decode_json, parse_instance, parse_servers
+from cli_devops.model import (
+    Instance,
+    ServerList,
+    Snapshot,
+    decode_json,
+    parse_instance,
+    parse_servers,
+)
 
 MAX_INSTANCE_BODY = 1024 * 1024
 MAX_SERVERS_BODY = 16 * 1024 * 1024
-
-
-class Snapshot(NamedTuple):
-    """One read of the whole fleet; instances sorted by IP, those the deadline left unrequested
-    (`unrequested` of them, with the deadline's reason) last. `notes`: what the reader should
-    tell the user besides (entries skipped, targets down)."""
-
-    instances: list[Instance]
-    skipped: int
-    duplicates: int
-    unrequested: int = 0
-    notes: tuple[str, ...] = ()
-
-    @property
-    def unread(self) -> list[Instance]:
-        return [instance for instance in self.instances if instance.error is not None]
 
 
 class CpxClient:

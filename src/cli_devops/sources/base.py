@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cli_devops.errors import CliDevopsError
-from cli_devops.model import Instance
-
-if TYPE_CHECKING:
-    from cli_devops.client import Snapshot
+from cli_devops.model import Instance, Snapshot
 
 
 class Unsupported(CliDevopsError):

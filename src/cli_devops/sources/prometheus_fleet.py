@@ -9,9 +9,15 @@ import statistics
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from cli_devops.client import Snapshot
 from cli_devops.errors import PayloadError
-from cli_devops.model import Instance, ip_sort_key, parse_percent, parse_servers, parse_service
+from cli_devops.model import (
+    Instance,
+    Snapshot,
+    ip_sort_key,
+    parse_percent,
+    parse_servers,
+    parse_service,
+)
 from cli_devops.sources.prometheus_api import (
     INSTANCE_LABELS,
     InstanceSample,

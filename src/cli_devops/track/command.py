@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
 
-    from cli_devops.client import Snapshot
+    from cli_devops.model import Snapshot
     from cli_devops.sources.base import FleetSource
 
 REDRAW_SECONDS = 0.5
