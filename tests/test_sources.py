@@ -43,9 +43,9 @@ def test_a_shard_reads_only_what_it_owns(sim, fleet):
 def test_a_deadline_leaves_the_rest_unrequested_and_last():
     fleet = Fleet.generate(40, seed=3)
     fleet.drift = False
-    with SimulatorServer(fleet, latency_ms=200) as slow:
+    with SimulatorServer(fleet, latency_ms=300) as slow:
         settings = ClientSettings(slow.url, concurrency=2, retries=0)
-        snapshot = read(open_source(RunConfig(settings)), deadline=0.5)
+        snapshot = read(open_source(RunConfig(settings)), deadline=1.5)
     assert 0 < snapshot.unrequested < 40
     tail = snapshot.instances[-snapshot.unrequested :]
     assert all(instance.error and "deadline" in instance.error for instance in tail)
