@@ -20,11 +20,12 @@ from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
 HOST_VARIABLES = (
     "CPX_URL", "CPX_TOKEN", "NO_COLOR", "CPX_CONFIG", "CPX_CONTEXT", "CPX_PROMETHEUS_URL",
-    "CPX_PROMETHEUS_TOKEN",
+    "CPX_PROMETHEUS_TOKEN", "COLUMNS", "LINES",
 )  # fmt: skip
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 """Variables of the machine running the tests that would change what the CLI does; proxy
-variables are matched in any case, as the standard library does."""
+variables are matched in any case, as the standard library does. COLUMNS and LINES win over a
+terminal's own size, and Textual's headless tests leave them set in the test process."""
 
 
 EMPTY_CONFIG_HOME = tempfile.mkdtemp(prefix="cli-devops-tests-config-")

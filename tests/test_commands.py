@@ -14,7 +14,8 @@ import pytest
 from cli_devops.environment import Environment
 from cli_devops.health import Thresholds
 from cli_devops.model import Instance
-from cli_devops.render import instances_report, write_report
+from cli_devops.render import write_report
+from cli_devops.reports import instances_report
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
 from .conftest import hermetic_environ

@@ -16,7 +16,6 @@ import pytest
 
 from cli_devops.client import ClientSettings
 from cli_devops.exporter import (
-    DEFAULT_LISTEN,
     Exporter,
     ServeOptions,
     Shard,
@@ -26,6 +25,7 @@ from cli_devops.exporter import (
     shard_of,
 )
 from cli_devops.health import Thresholds
+from cli_devops.settings import DEFAULT_EXPORTER_LISTEN
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 
 from .conftest import hermetic_environ, needs_ipv6, stop_process
@@ -328,7 +328,7 @@ def test_parse_shard_and_listen():
     assert parse_listen(":9") == ("0.0.0.0", 9)
     assert parse_listen("[::1]:80") == ("::1", 80)
     assert parse_listen("exporter.local:0") == ("exporter.local", 0)
-    assert DEFAULT_LISTEN == "127.0.0.1:8095"
+    assert DEFAULT_EXPORTER_LISTEN == "127.0.0.1:8095"
 
 
 @pytest.mark.parametrize(

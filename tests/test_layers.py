@@ -33,13 +33,3 @@ def test_no_import_circle_among_modules_imports_inside_functions_included():
                 continue  # a package and its own modules (re-exports)
             cycle = graph.find_shortest_chain(importer=other, imported=module)
             assert cycle is None, f"import circle: {module} -> {' -> '.join(cycle or [])}"
-
-
-def test_no_module_is_over_500_lines():
-    source = ROOT / "src" / "cli_devops"
-    long = {
-        str(path.relative_to(source)): lines
-        for path in sorted(source.rglob("*.py"))
-        if (lines := len(path.read_text().splitlines())) > 500
-    }
-    assert not long, f"modules over 500 lines (split by concept): {long}"

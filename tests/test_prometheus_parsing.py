@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from cli_devops.errors import PayloadError, UsageError
 from cli_devops.model import Instance
-from cli_devops.sources.prometheus import assemble, percent, target_states
 from cli_devops.sources.prometheus_api import (
     InstanceSample,
     Range,
@@ -22,6 +21,7 @@ from cli_devops.sources.prometheus_api import (
     parse_matrix,
     parse_vector,
 )
+from cli_devops.sources.prometheus_fleet import assemble, percent, target_states
 from cli_devops.sources.promql import check_selector, parse_moment, prometheus_url, with_matcher
 
 TARGET = (("instance", "127.0.0.1:9101"), ("job", "cpx"))

@@ -19,8 +19,9 @@ from typing import Any, NamedTuple
 import pexpect
 import pytest
 
-from cli_devops.client import ClientSettings, fetch_snapshot
+from cli_devops.client import ClientSettings
 from cli_devops.exporter import Exporter, Shard, shard_of
+from cli_devops.run_config import RunConfig, read_snapshot
 from cli_devops.settings import PrometheusSettings
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
 from cli_devops.sources.prometheus import fetch_fleet
@@ -107,7 +108,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.mark.slow
 @pytest.mark.system
 def test_the_fleet_from_prometheus_is_the_fleet_from_cpx(scraped):
-    direct = fetch_snapshot(ClientSettings(scraped.sim.url))
+    direct = read_snapshot(RunConfig(ClientSettings(scraped.sim.url)))
     read = fetch_fleet(scraped.settings())
     assert read.down == []
     assert read.snapshot == direct
@@ -371,8 +372,9 @@ def test_track_live_view_opens_with_full_sparklines(scraped):
 @pytest.mark.system
 def test_top_opens_with_full_sparklines(scraped):
     from cli_devops.health import Thresholds
+    from cli_devops.sources.prometheus import PrometheusSource
     from cli_devops.top.feed import LiveFeed
-    from cli_devops.top.prometheus import PrometheusTopSource
+    from cli_devops.top.source import SourcePolls
     from cli_devops.top.state import FleetState
 
     scraped.wait_for_history(7)
@@ -380,7 +382,7 @@ def test_top_opens_with_full_sparklines(scraped):
                        history=6)  # fmt: skip
     frames: list[object] = []
     crashes: list[BaseException] = []
-    source = PrometheusTopSource(scraped.settings(), lambda: datetime.now(timezone.utc))
+    source = SourcePolls(PrometheusSource(scraped.settings()), lambda: datetime.now(timezone.utc))
     feed = LiveFeed(source, state, frames.append, crashes.append, interval=1,
                     monotonic=time.monotonic)  # fmt: skip
     feed.start()

@@ -20,12 +20,8 @@ from cli_devops.environment import Environment
 from cli_devops.errors import PayloadError
 from cli_devops.health import Thresholds, summarize_services
 from cli_devops.model import Instance, decode_json, parse_instance
-from cli_devops.render import (
-    flagged_report,
-    instances_report,
-    status_report,
-    write_report,
-)
+from cli_devops.render import write_report
+from cli_devops.reports import flagged_report, instances_report, status_report
 from cli_devops.run_config import report_unread
 
 from . import test_resilience_chaos as chaos

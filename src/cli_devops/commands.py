@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from cli_devops.errors import ExitStatus
 from cli_devops.health import (
-    DEFAULT_MIN_HEALTHY,
     Thresholds,
     instance_status,
     outliers,
@@ -17,15 +16,11 @@ from cli_devops.health import (
     under_replicated,
 )
 from cli_devops.model import Instance, ip_sort_key
-from cli_devops.render import (
-    Output,
-    flagged_report,
-    instances_report,
-    status_report,
-    write_report,
-)
+from cli_devops.render import Output, write_report
+from cli_devops.reports import flagged_report, instances_report, status_report
 from cli_devops.run_config import RunConfig, read_fleet
 from cli_devops.service_names import resolve_service, services_of
+from cli_devops.settings import DEFAULT_MIN_HEALTHY
 
 DEFAULT_OUTPUT = Output()
 

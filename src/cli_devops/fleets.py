@@ -16,24 +16,13 @@ from typing import NamedTuple
 
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, CliDevopsError, ExitStatus, IncompleteData
-from cli_devops.health import (
-    DEFAULT_MIN_HEALTHY,
-    ServiceSummary,
-    Status,
-    summarize_services,
-    under_replicated,
-)
+from cli_devops.health import ServiceSummary, Status, summarize_services, under_replicated
 from cli_devops.model import Instance
-from cli_devops.render import (
-    Output,
-    Report,
-    ReportColumn,
-    flagged_report,
-    status_report,
-    write_report,
-)
+from cli_devops.render import Output, Report, ReportColumn, write_report
+from cli_devops.reports import flagged_report, status_report
 from cli_devops.run_config import RunConfig, read_fleet
 from cli_devops.service_names import resolve_service, services_of
+from cli_devops.settings import DEFAULT_MIN_HEALTHY
 from cli_devops.text import plural
 
 CONTEXT_COLUMN = ReportColumn("context", "Context")

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from cli_devops.settings import DEFAULT_MIN_HEALTHY, DEFAULT_THRESHOLD
+
 if TYPE_CHECKING:
     from cli_devops.model import Instance
 
-DEFAULT_THRESHOLD = 90.0
-DEFAULT_MIN_HEALTHY = 2
 OUTLIER_MIN_READ = 5
 """A service needs this many instances with figures read before any of them can be an outlier."""
 OUTLIER_MADS = 3.5

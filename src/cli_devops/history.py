@@ -15,8 +15,8 @@ from datetime import datetime
 
 from cli_devops.health import Status, Thresholds, instance_status, outliers
 from cli_devops.model import Instance, ip_sort_key
+from cli_devops.settings import DEFAULT_HISTORY
 
-DEFAULT_HISTORY = 30
 GONE = "Gone"
 """The status shown for an instance that has left the listing."""
 ROW_ORDER = {Status.UNHEALTHY.value: 0, Status.UNKNOWN.value: 1, GONE: 2, Status.HEALTHY.value: 3}

@@ -37,6 +37,22 @@ class Instance(NamedTuple):
     error: str | None = None
 
 
+class Snapshot(NamedTuple):
+    """One read of the whole fleet; instances sorted by IP, those the deadline left unrequested
+    (`unrequested` of them, with the deadline's reason) last. `notes`: what the reader should
+    tell the user besides (entries skipped, targets down)."""
+
+    instances: list[Instance]
+    skipped: int
+    duplicates: int
+    unrequested: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def unread(self) -> list[Instance]:
+        return [instance for instance in self.instances if instance.error is not None]
+
+
 class ServerList(NamedTuple):
     """The usable part of a /servers answer: IPs in numeric order, each once."""
 

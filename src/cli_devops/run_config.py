@@ -1,15 +1,17 @@
 """One object for a run: the environment, the health thresholds and the client settings.
 
-Every command (the one-shot commands, `track`, the exporter) receives a `RunConfig`; none of them
-imports another command's module to get it. `read_fleet` is the one read of the fleet the
-one-shot commands share, with what could not be read reported on stderr; it reads CPX, or
-Prometheus when `RunConfig.prometheus` is set. `open_source` is the same choice for the live views.
+Every command (the one-shot commands, `track`, `top`, the exporter) receives a `RunConfig`; none
+of them imports another command's module to get it. `open_source` is the one place a
+`FleetSource` is chosen (CPX, or Prometheus when `RunConfig.prometheus` is set); `read_fleet` is
+the one read of the fleet the one-shot commands share, with what could not be read reported on
+stderr.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,8 +24,9 @@ from cli_devops.settings import ClientSettings, PrometheusSettings
 from cli_devops.text import plural, terminal_safe
 
 if TYPE_CHECKING:
-    from cli_devops.client import CpxClient, Snapshot
-    from cli_devops.sources.prometheus import PrometheusSource
+    from cli_devops.client import ReadProgress
+    from cli_devops.model import Snapshot
+    from cli_devops.sources.base import FleetSource
 
 
 @dataclass
@@ -39,65 +42,52 @@ class RunConfig:
     prometheus: PrometheusSettings | None = None
     """Read the fleet from this Prometheus instead of CPX (`settings` is then unused)."""
 
-    @property
-    def base_url(self) -> str:
-        """Where the fleet is read from (shown by the live views)."""
-        if self.prometheus is not None:
-            return self.prometheus.client.base_url
-        return self.settings.base_url
 
-
-def open_source(app: RunConfig) -> CpxClient | PrometheusSource:
-    """The fleet source `app` names, for `async with`: Prometheus, else the CPX API. Both have
-    `snapshot()`; `PrometheusSource` also has `history()`, for views that open with a past."""
-    if app.prometheus is not None:
+def open_source(
+    config: RunConfig, *, watch: Callable[[ReadProgress], None] | None = None
+) -> FleetSource:
+    """The fleet source `config` names, for `async with`: the one place a source is chosen.
+    Prometheus when `config.prometheus` is set, else the CPX API (the simulator of `--demo` is
+    one). `watch` is given the progress of a long read, by a source that measures it."""
+    if config.prometheus is not None:
         from cli_devops.sources.prometheus import PrometheusSource
 
-        return PrometheusSource(app.prometheus)
-    from cli_devops.client import CpxClient
+        return PrometheusSource(config.prometheus)
+    from cli_devops.sources.cpx import CpxSource
 
-    return CpxClient(app.settings)
+    return CpxSource(config.settings, watch=watch)
 
 
-def _read_snapshot(app: RunConfig, *, progress: bool = False) -> Snapshot:
-    if app.prometheus is None:
-        from cli_devops.client import fetch_snapshot
+def read_snapshot(config: RunConfig, *, progress: bool = False) -> Snapshot:
+    """One read of the fleet from the source `config` names (blocking); `progress` allows a
+    transient progress line on a terminal's stderr while a long read runs."""
+    shown = None
+    if progress and config.env.stderr_isatty and not config.debug:
+        shown = ProgressLine(config.env)
+    source = open_source(config, watch=shown.update if shown is not None else None)
+    read: list[Snapshot] = []
 
-        if not (progress and app.env.stderr_isatty and not app.debug):
-            return fetch_snapshot(app.settings)
-        shown = ProgressLine(app.env)
-        try:
-            return fetch_snapshot(app.settings, watch=shown.update)
-        finally:
+    async def run() -> None:
+        async with source:
+            read.append(await source.read())
+
+    # The snapshot is handed out beside the task, not as its result: when asyncio.run() puts
+    # back the SIGINT handler, Python formats the old handler, which names the finished task
+    # and so the repr of its whole result (10,000 instances: 2% of a run).
+    try:
+        asyncio.run(run())
+    finally:
+        if shown is not None:
             shown.close()
-    from cli_devops.sources.prometheus import fetch_fleet
-
-    read = fetch_fleet(app.prometheus)
-    for line in read.down:
-        app.env.warn(line)
-    return read.snapshot
+    return read[0]
 
 
 def read_fleet(app: RunConfig, *, progress: bool = False) -> list[Instance]:
     """One snapshot of the fleet, with what could not be read reported on stderr; `progress`
     allows a transient progress line on a terminal's stderr while a long read runs."""
-    snapshot = _read_snapshot(app, progress=progress)
-    if snapshot.skipped and app.prometheus is not None:
-        what = (
-            "whose ip label is not an IP address"
-            if snapshot.skipped == 1
-            else "whose ip labels are not IP addresses"
-        )
-        app.env.warn(f"skipped {plural(snapshot.skipped, 'series', 'series')} {what}")
-    elif snapshot.skipped:
-        what = "that is not an IP address" if snapshot.skipped == 1 else "that are not IP addresses"
-        entries = plural(snapshot.skipped, "/servers entry", "/servers entries")
-        app.env.warn(f"skipped {entries} {what}")
-    if snapshot.duplicates:
-        entries = plural(
-            snapshot.duplicates, "duplicate /servers entry", "duplicate /servers entries"
-        )
-        app.env.warn(f"ignored {entries}")
+    snapshot = read_snapshot(app, progress=progress)
+    for note in snapshot.notes:
+        app.env.warn(note)
     report_unread(snapshot.unread, len(snapshot.instances), app.env)
     if app.strict and snapshot.unread:
         raise IncompleteData(f"{plural(len(snapshot.unread), 'instance')} could not be read")

@@ -73,7 +73,7 @@ def serve_until_stopped(running: Callable[[], bool] = lambda: True) -> None:
     previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
 
-        def handle(signum: int, frame: FrameType | None) -> None:
+        def handle(_signum: int, _frame: FrameType | None) -> None:
             stopped.set()
 
         for number in STOP_SIGNALS:

@@ -1,4 +1,6 @@
-"""How to reach one CPX API, and the one home of every default a command starts from.
+"""How to reach one CPX API, and the one home of every default a command starts from: the
+options, the contexts file (whose values are checked by those options), the exporter and the
+docs (a test compares the README's table with these values) all read them here.
 
 A plain dataclass with no network library behind it, so the command-line layer can show the
 defaults in `--help` and build the settings without paying for the HTTP client's import.
@@ -24,6 +26,21 @@ LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
 DEFAULT_LOG_LEVEL = "info"
 DEFAULT_LOG_FORMAT = "logfmt"
+DEFAULT_SHARD = "0/1"
+"""The whole fleet: one exporter's share when there is only one."""
+DEFAULT_SCRAPE_TIMEOUT = 10.0
+"""Prometheus's own default scrape_timeout, used when a scrape does not send its timeout."""
+
+DEFAULT_THRESHOLD = 90.0
+"""CPU or memory percentage above which an instance is Unhealthy."""
+DEFAULT_MIN_HEALTHY = 2
+"""A service with fewer healthy instances than this is flagged."""
+DEFAULT_TRACK_INTERVAL = 3.0
+"""Seconds between the polls of `track`."""
+DEFAULT_TOP_INTERVAL = 2.0
+"""Seconds between the polls of `top`."""
+DEFAULT_HISTORY = 30
+"""Samples kept per instance by `track` and `top` (sparklines, min/avg/max, forecasts)."""
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ def complete_services(
 def _service_names(ctx: click.Context) -> set[str]:
     from cli_devops.cli.contexts import select, typed
     from cli_devops.cli.options import GLOBALS
-    from cli_devops.client import fetch_snapshot, normalize_base_url
+    from cli_devops.client import normalize_base_url
+    from cli_devops.run_config import RunConfig, read_snapshot
     from cli_devops.settings import DEFAULT_URL, ClientSettings
 
     names = ("cp_url", "token", "ca_cert", "insecure")
@@ -79,7 +80,7 @@ def _service_names(ctx: click.Context) -> set[str]:
         ca_cert=values["ca_cert"],
         insecure=bool(values["insecure"]),
     )
-    snapshot = fetch_snapshot(settings)
+    snapshot = read_snapshot(RunConfig(settings))
     return {
         instance.service
         for instance in snapshot.instances

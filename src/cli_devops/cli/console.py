@@ -16,13 +16,16 @@ from cli_devops.cli.options import (
     min_healthy_option,
 )
 from cli_devops.durations import Duration
+from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_TOP_INTERVAL
 
 
 @click.command()
-@click.option("--interval", type=Duration(0.1, min_open=False), default=2.0, show_default=True,
-              metavar="DURATION", help="Time between polls (seconds, or 500ms, 2s).")  # fmt: skip
-@click.option("--history", type=click.IntRange(1, 1000), default=30, show_default=True,
-              metavar="N", help="Samples kept per instance: sparklines and forecasts.")  # fmt: skip
+@click.option("--interval", type=Duration(0.1, min_open=False), default=DEFAULT_TOP_INTERVAL,
+              show_default=True, metavar="DURATION",
+              help="Time between polls (seconds, or 500ms, 2s).")  # fmt: skip
+@click.option("--history", type=click.IntRange(1, 1000), default=DEFAULT_HISTORY,
+              show_default=True, metavar="N",
+              help="Samples kept per instance: sparklines and forecasts.")  # fmt: skip
 @min_healthy_option
 @click.option("--record", type=click.Path(dir_okay=False), metavar="FILE",
               help="Append every poll to FILE (one JSON object per line).")  # fmt: skip
@@ -68,8 +71,10 @@ def top(
         app = contexts[0][1]
     else:
         app = make_run_config(click.get_current_context(), options)
-    if at is None and app.prometheus is not None and app.prometheus.at is not None:
-        at = datetime.fromtimestamp(app.prometheus.at, timezone.utc)
+    if app.prometheus is not None and app.prometheus.at is not None:
+        # The console opens at that moment and travels from there; its polls read the present.
+        at = at or datetime.fromtimestamp(app.prometheus.at, timezone.utc)
+        app = dataclasses.replace(app, prometheus=dataclasses.replace(app.prometheus, at=None))
     top_options = TopOptions(
         interval=interval,
         history=history,

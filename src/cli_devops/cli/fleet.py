@@ -16,6 +16,7 @@ from cli_devops.cli.options import (
     output_options,
 )
 from cli_devops.durations import Duration
+from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_TRACK_INTERVAL
 
 
 @click.command()
@@ -124,7 +125,7 @@ def unhealthy_services(
 @click.option(
     "--interval",
     type=Duration(0.1, min_open=False),
-    default=3.0,
+    default=DEFAULT_TRACK_INTERVAL,
     show_default=True,
     metavar="DURATION",
     help="Time between polls (seconds, or 500ms, 2s, 1m).",
@@ -133,7 +134,7 @@ def unhealthy_services(
 @click.option(
     "--history",
     type=click.IntRange(1, 1000),
-    default=30,
+    default=DEFAULT_HISTORY,
     show_default=True,
     metavar="N",
     help="Samples in each sparkline of the live view.",

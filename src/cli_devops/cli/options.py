@@ -19,10 +19,11 @@ import click
 from click.core import ParameterSource
 
 from cli_devops.durations import Duration
-from cli_devops.health import DEFAULT_MIN_HEALTHY, DEFAULT_THRESHOLD
 from cli_devops.settings import (
+    DEFAULT_MIN_HEALTHY,
     DEFAULT_QUERY_TIMEOUT,
     DEFAULT_RETRIES,
+    DEFAULT_THRESHOLD,
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
 )

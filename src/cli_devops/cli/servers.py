@@ -11,6 +11,7 @@ from cli_devops.settings import (
     DEFAULT_LOG_FORMAT,
     DEFAULT_LOG_LEVEL,
     DEFAULT_MAX_REQUESTS,
+    DEFAULT_SHARD,
     DEFAULT_TELEMETRY_PATH,
     LOG_FORMATS,
     LOG_LEVELS,
@@ -38,7 +39,7 @@ from cli_devops.settings import (
 @click.option("--log.format", "log_format", type=click.Choice(LOG_FORMATS),
               default=DEFAULT_LOG_FORMAT, show_default=True,
               help="One line per event, as logfmt or JSON.")  # fmt: skip
-@click.option("--shard", default="0/1", show_default=True, metavar="K/N",
+@click.option("--shard", default=DEFAULT_SHARD, show_default=True, metavar="K/N",
               help="Export only shard K of N of the fleet (a stable hash of the IP).")  # fmt: skip
 @global_options(*CONNECTION, *THRESHOLDS)
 def exporter(

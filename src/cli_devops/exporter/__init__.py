@@ -14,7 +14,6 @@ prometheus_client is imported here only, and this package only by the `exporter`
 
 from cli_devops.exporter.collector import (
     DEADLINE_MARGIN,
-    DEFAULT_SCRAPE_TIMEOUT,
     MAX_SCRAPE_TIMEOUT,
     CpxCollector,
     Shard,
@@ -33,8 +32,6 @@ from cli_devops.exporter.options import (
 )
 from cli_devops.exporter.reader import ExporterStopping, FleetReader
 from cli_devops.exporter.server import (
-    DEFAULT_LISTEN,
-    DEFAULT_PORT,
     Exporter,
     accepts_gzip,
     run_exporter,
@@ -42,9 +39,6 @@ from cli_devops.exporter.server import (
 
 __all__ = [
     "DEADLINE_MARGIN",
-    "DEFAULT_LISTEN",
-    "DEFAULT_PORT",
-    "DEFAULT_SCRAPE_TIMEOUT",
     "MAX_SCRAPE_TIMEOUT",
     "CpxCollector",
     "EventLog",

@@ -24,9 +24,8 @@ from prometheus_client.registry import Collector
 from cli_devops.errors import SettingError
 from cli_devops.health import Status, Thresholds, instance_status, summarize_services
 from cli_devops.model import Instance
+from cli_devops.settings import DEFAULT_SCRAPE_TIMEOUT
 
-DEFAULT_SCRAPE_TIMEOUT = 10.0
-"""Prometheus's own default scrape_timeout, used when a scrape does not send its timeout."""
 MAX_SCRAPE_TIMEOUT = 300.0
 DEADLINE_MARGIN = 0.5
 """Seconds kept back from the scrape timeout for encoding and sending the answer."""

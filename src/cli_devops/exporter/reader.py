@@ -1,4 +1,4 @@
-"""The exporter's reads of CPX: one asyncio loop thread with one open `CpxClient`.
+"""The exporter's reads of CPX: one asyncio loop thread with one open `FleetSource`.
 
 Every scrape is answered within its own deadline, and no scrape can make another slower or
 emptier:
@@ -24,10 +24,11 @@ import concurrent.futures
 import threading
 from dataclasses import dataclass
 
-from cli_devops.client import ClientSettings, CpxClient
+from cli_devops.client import ClientSettings
 from cli_devops.errors import ApiUnreachable
 from cli_devops.exporter.collector import Shard, ShardReading
 from cli_devops.exporter.events import EventLog
+from cli_devops.sources.base import FleetSource
 
 JOIN_SLACK = 0.05
 """Seconds by which a read in flight may end after a scrape's deadline and still be joined
@@ -46,21 +47,24 @@ class _Read:
 
 
 class FleetReader:
-    """One asyncio loop thread with an open `CpxClient`; `read()` is callable from any thread."""
+    """One asyncio loop thread with `source` open; `read()` is callable from any thread.
+    `settings` gives the `--deadline` that caps every scrape and the debug log."""
 
     def __init__(
         self,
         settings: ClientSettings,
+        source: FleetSource,
         shard: Shard | None = None,
         events: EventLog | None = None,
     ) -> None:
         self.settings = settings
+        self.source = source
         self.shard = shard or Shard()
         self.events = events or EventLog(None)
         self.reads_started = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._client: CpxClient | None = None
+        self._open = False
         self._reads: list[_Read] = []
         self._scrapes: set[asyncio.Task[ShardReading]] = set()
         self._waiting = 0
@@ -76,9 +80,8 @@ class FleetReader:
         thread = threading.Thread(target=loop.run_forever, name="cpx-exporter-client", daemon=True)
         thread.start()
         self._loop, self._thread = loop, thread
-        client = CpxClient(self.settings)
-        asyncio.run_coroutine_threadsafe(client.__aenter__(), loop).result()
-        self._client = client
+        asyncio.run_coroutine_threadsafe(self.source.__aenter__(), loop).result()
+        self._open = True
 
     def stop(self) -> None:
         """Abandon the scrapes in flight, close the client and the loop. Idempotent."""
@@ -112,9 +115,9 @@ class FleetReader:
         pending = [read.task for read in self._reads] + list(self._scrapes)
         if pending:
             await asyncio.wait(pending)
-        if self._client is not None:
-            await self._client.__aexit__(None, None, None)
-            self._client = None
+        if self._open:
+            self._open = False
+            await self.source.__aexit__(None, None, None)
 
     async def _scrape(self, deadline: float) -> ShardReading:
         if self.settings.deadline is not None:
@@ -151,27 +154,25 @@ class FleetReader:
         return await asyncio.shield(read.task)
 
     async def _read(self, deadline: float) -> ShardReading:
-        assert self._client is not None, "FleetReader used before start()"
-        client = self._client
+        assert self._open, "FleetReader used before start()"
         loop = asyncio.get_running_loop()
         started = loop.time()
-        budget = client.begin(deadline)
         try:
-            listing = await client.servers(budget)
+            snapshot = await self.source.read(deadline, owns=self.shard.owns)
         except ApiUnreachable as err:
             self.events.warn("CPX read failed", cpx_up=0, cause=str(err))
             return ShardReading(False, [], loop.time() - started, str(err))
-        owned = [ip for ip in listing.ips if self.shard.owns(ip)]
-        read = await client.read(owned, budget, list_unrequested=False)
+        owned = len(snapshot.instances)
+        requested = snapshot.instances[: owned - snapshot.unrequested]
         causes = collections.Counter(
-            instance.error for instance in read.instances if instance.error is not None
+            instance.error for instance in requested if instance.error is not None
         )
-        if read.unrequested:
-            causes["not requested within the scrape's deadline"] += read.unrequested
+        if snapshot.unrequested:
+            causes["not requested within the scrape's deadline"] += snapshot.unrequested
         if causes:
             cause, count = causes.most_common(1)[0]
             self.events.warn(
-                "instances not read", unread=sum(causes.values()), instances=len(owned),
+                "instances not read", unread=sum(causes.values()), instances=owned,
                 cause=cause, cause_count=count, causes=len(causes),
             )  # fmt: skip
-        return ShardReading(True, read.instances, loop.time() - started, None, read.unrequested)
+        return ShardReading(True, requested, loop.time() - started, None, snapshot.unrequested)

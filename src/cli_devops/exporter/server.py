@@ -49,12 +49,10 @@ from cli_devops.exporter.web_config import (
     load_web_config,
 )
 from cli_devops.health import Thresholds
-from cli_devops.run_config import RunConfig
+from cli_devops.run_config import RunConfig, open_source
 from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
-from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_EXPORTER_PORT, ClientSettings
+from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_SHARD, ClientSettings
 
-DEFAULT_PORT = DEFAULT_EXPORTER_PORT
-DEFAULT_LISTEN = DEFAULT_EXPORTER_LISTEN
 BUSY = b"too many scrapes in flight; try again later\n"
 
 
@@ -249,7 +247,10 @@ class Exporter:
         """One base URL per listen address, in their order (`url` is the first)."""
         limit = self.options.max_requests
         self.slots = threading.BoundedSemaphore(limit) if limit else None
-        self.reader = FleetReader(settings, self.shard, self.events)
+        self.reader = FleetReader(
+            settings, open_source(RunConfig(settings)), self.shard, self.events
+        )
+        """Its `source` is the CPX API of `settings` unless set before `start()`."""
         self.registry = CollectorRegistry(auto_describe=True)  # name[] finds process_*
         self.registry.register(CpxCollector(self.reader.read, self.thresholds))
         if self.options.exporter_metrics:
@@ -326,7 +327,7 @@ def run_exporter(
     app: RunConfig,
     *,
     serve: ServeOptions | None = None,
-    shard: str = "0/1",
+    shard: str = DEFAULT_SHARD,
     web_config: str | None = None,
 ) -> ExitStatus:
     """`cli_devops exporter`: serve until Ctrl+C, SIGTERM or SIGHUP (each a normal stop, exit
@@ -335,7 +336,7 @@ def run_exporter(
     `web_config` is a web configuration file (TLS, basic auth), read and checked before serving.
     Events (listening, stopping, scrape failures and their cause) go to stderr, one line each.
     """
-    serve = serve or ServeOptions((parse_listen(DEFAULT_LISTEN),))
+    serve = serve or ServeOptions((parse_listen(DEFAULT_EXPORTER_LISTEN),))
     events = EventLog(app.env.stderr, "debug" if app.debug else serve.log_level, serve.log_format)
     settings = app.settings
     if app.debug:
@@ -347,6 +348,7 @@ def run_exporter(
         options=serve,
         events=events,
     )
+    exporter.reader.source = source = open_source(app)
     if web_config:
         exporter.web = load_web_config(Path(web_config))
     try:
@@ -363,7 +365,7 @@ def run_exporter(
     try:
         app.env.stdout.write(
             f"Serving CPX metrics on {' and on '.join(places)} "
-            f"(shard {exporter.shard}, CPX API {app.base_url}); press Ctrl+C to stop\n"
+            f"(shard {exporter.shard}, CPX API {source.name}); press Ctrl+C to stop\n"
         )
         app.env.stdout.flush()
         serve_until_stopped()

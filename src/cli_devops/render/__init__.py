@@ -1,6 +1,6 @@
-"""Build what a command shows (pure), then write it as a table, JSON or CSV.
+"""Show what a command built (`reports.py`): its `Report` written as a table, JSON or CSV.
 
-* `report.py`: the `Report` (records + table layout) of each one-shot command, built from data;
+* `report.py`: the `Report` type (records + table layout) and each report's fields and columns;
 * `table.py`, `json_out.py`, `csv_out.py`: one output format each;
 * `stream.py`: `RecordWriter`, the per-poll output of `track` off a terminal.
 
@@ -20,10 +20,6 @@ from cli_devops.render.report import (
     Record,
     Report,
     ReportColumn,
-    flagged_report,
-    instance_record,
-    instances_report,
-    status_report,
 )
 from cli_devops.render.stream import RecordWriter
 from cli_devops.render.table import STATUS_STYLES, make_console, supports_unicode, write_table
@@ -37,11 +33,7 @@ __all__ = [
     "RecordWriter",
     "Report",
     "ReportColumn",
-    "flagged_report",
-    "instance_record",
-    "instances_report",
     "make_console",
-    "status_report",
     "supports_unicode",
     "write_csv",
     "write_json",

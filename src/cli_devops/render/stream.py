@@ -3,44 +3,28 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 from cli_devops.environment import Environment
-from cli_devops.health import Thresholds, outliers
-from cli_devops.model import Instance
 from cli_devops.render.csv_out import write_csv
-from cli_devops.render.report import (
-    INSTANCE_FIELDS,
-    OutputFormat,
-    instance_record,
-    instances_report,
-)
+from cli_devops.render.report import INSTANCE_FIELDS, OutputFormat, Report
 from cli_devops.render.table import write_table
 from cli_devops.text import terminal_safe
 
 
 class RecordWriter:
     """Output that grows one record at a time (`track` off a terminal): a JSON object per line
-    (NDJSON), CSV rows with a `time` column and one header, or a timestamped table per poll."""
+    (NDJSON), CSV rows with a `time` column and one header, or a timestamped table per poll.
+    Each poll's `Report` is built by the caller (`instances_report`); this only formats it."""
 
-    def __init__(
-        self, output: OutputFormat, env: Environment, thresholds: Thresholds, headers: bool = True
-    ) -> None:
+    def __init__(self, output: OutputFormat, env: Environment, headers: bool = True) -> None:
         self.output = output
         self.env = env
-        self.thresholds = thresholds
         self.headers = headers
         self._first = True
 
-    def write(
-        self, stamp: str, service: str, instances: Sequence[Instance], error: str | None
-    ) -> None:
+    def write(self, stamp: str, service: str, report: Report, error: str | None) -> None:
         env = self.env
-        flagged = outliers(instances)
-        records = [
-            instance_record(instance, self.thresholds, outlier=instance.ip in flagged)
-            for instance in instances
-        ]
+        records = report.records
         if self.output == "json":
             line = {"time": stamp, "service": service, "instances": records, "error": error}
             env.stdout.write(json.dumps(line) + "\n")
@@ -52,7 +36,7 @@ class RecordWriter:
             failed = f"  (poll failed: {terminal_safe(error)})" if error else ""
             env.stdout.write(f"{stamp}  {terminal_safe(service)}{failed}\n")
             if not error:
-                write_table(instances_report(instances, self.thresholds), env, headers=self.headers)
+                write_table(report, env, headers=self.headers)
             env.stdout.write("\n")
         self._first = False
         env.stdout.flush()

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cli_devops.environment import Environment
-from cli_devops.health import Status
 from cli_devops.render.report import Report, ReportColumn
 from cli_devops.text import terminal_safe
 
@@ -18,11 +17,8 @@ RICH_MAX_ROWS = 500
 """Above this many rows a terminal table is laid out as plain text: rich's per-cell layout cost
 grows with the row count and would dominate a large fleet's run."""
 
-STATUS_STYLES = {
-    Status.HEALTHY.value: "green",
-    Status.UNHEALTHY.value: "bold red",
-    Status.UNKNOWN.value: "yellow",
-}
+STATUS_STYLES = {"Healthy": "green", "Unhealthy": "bold red", "Unknown": "yellow"}
+"""The colour of each status a report carries (the health rules decided it before)."""
 
 
 def format_cell(value: object, column: ReportColumn) -> str:

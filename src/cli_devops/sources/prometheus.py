@@ -24,220 +24,105 @@ sent and checked like CPX answers; health is decided by `health.py`, not in Prom
 from __future__ import annotations
 
 import asyncio
-import math
-import statistics
 import time
-from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar
+from collections.abc import Callable
+from types import TracebackType
+from typing import TypeVar
 from urllib.parse import quote, urlencode
 
-from cli_devops.client import CpxClient, ReadBudget, RequestFailed, Snapshot
+from cli_devops.client import HttpFailure, HttpSession, ReadBudget, Snapshot
 from cli_devops.errors import ApiUnreachable, PayloadError
-from cli_devops.model import Instance, ip_sort_key, parse_percent, parse_servers, parse_service
+from cli_devops.model import Instance
 from cli_devops.settings import PrometheusSettings
 from cli_devops.sources.prometheus_api import (
-    INSTANCE_LABELS,
     InstanceSample,
     Labels,
     Range,
     parse_instance_vector,
     parse_matrix,
 )
+from cli_devops.sources.prometheus_fleet import (
+    CPU,
+    MEMORY,
+    SCRAPE_SUCCESS,
+    PrometheusRead,
+    assemble,
+    history_steps,
+    target_states,
+)
 from cli_devops.sources.promql import rfc3339, with_matcher
+from cli_devops.text import plural
 
 MAX_ANSWER = 1024 * 1024 * 1024
 """Bytes of one query answer: 100,000 instances are about 15 MB per query."""
-SCRAPE_SUCCESS = "cpx_instance_scrape_success"
-CPU = "cpx_instance_cpu_usage_ratio"
-MEMORY = "cpx_instance_memory_usage_ratio"
 _T = TypeVar("_T")
 
 
-class PrometheusRead(NamedTuple):
-    """One read: the fleet as `fetch_snapshot` returns it, and one line per target down."""
-
-    snapshot: Snapshot
-    down: list[str]
-
-
-def _target_of(labels: Labels) -> Labels:
-    return tuple(pair for pair in labels if pair[0] not in INSTANCE_LABELS)
-
-
-def target_name(target: Labels) -> str:
-    """`127.0.0.1:8095 (job cpx)`: the `instance` label, else every label of the target."""
-    labels = dict(target)
-    name = labels.get("instance")
-    if name is None:
-        return "{" + ", ".join(f"{key}={value}" for key, value in target) + "}"
-    return f"{name} (job {labels['job']})" if "job" in labels else name
-
-
-def _interval(points: Sequence[tuple[float, float]]) -> float | None:
-    if len(points) < 2:
-        return None
-    return statistics.median(later[0] - earlier[0] for earlier, later in zip(points, points[1:]))
-
-
-def target_states(up: list[Range], cpx_up: list[Range], at: float) -> dict[Labels, str | None]:
-    """Per exporter target (one with `cpx_up` in the lookback): None when its series are
-    current, else why not: down (`up` 0), its exporter cannot read CPX (`cpx_up` 0), or no
-    sample within two scrape intervals."""
-    up_points = {_target_of(series.labels): series.points for series in up}
-    states: dict[Labels, str | None] = {}
-    for series in cpx_up:
-        target = _target_of(series.labels)
-        name = target_name(target)
-        scraped = up_points.get(target)
-        cpx_time, cpx_value = series.points[-1]
-        interval = _interval(scraped or series.points)
-        reason = None
-        if scraped is not None and scraped[-1][1] != 1:
-            reason = f"exporter target {name} is down (up {scraped[-1][1]:g})"
-        elif cpx_value != 1:
-            reason = f"the exporter at target {name} cannot read CPX (cpx_up {cpx_value:g})"
-        elif interval is not None and at - cpx_time > 2 * interval:
-            reason = (
-                f"exporter target {name} has no sample for {at - cpx_time:.0f}s "
-                f"(scrape interval {interval:g}s)"
-            )
-        states[target] = reason
-    return states
-
-
-def percent(ratio: float, field_name: str) -> float:
-    """The percentage CPX sent, from the exporter's ratio: the shortest decimal that divides
-    back to exactly `ratio` (61.5, not 61.50000000000001), checked like a CPX figure."""
-    number = ratio * 100
-    if math.isfinite(number):
-        for digits in range(16):
-            candidate = round(number, digits)
-            if candidate / 100 == ratio:
-                number = candidate
-                break
-    return parse_percent(number, field_name)
-
-
-class _Reading:
-    """What the current series say of one instance, from the one target chosen for it."""
-
-    __slots__ = ("cpu", "memory", "success", "target", "timestamp")
-
-    def __init__(self, target: Labels, timestamp: float) -> None:
-        self.target = target
-        self.timestamp = timestamp
-        self.success = 1.0
-        self.cpu: InstanceSample | None = None
-        self.memory: InstanceSample | None = None
-
-
-def assemble(
-    states: dict[Labels, str | None],
-    known: list[InstanceSample],
-    failed: list[InstanceSample],
-    cpu: list[InstanceSample],
-    memory: list[InstanceSample],
-) -> PrometheusRead:
-    """The fleet from the answers of one read (pure; see the module docstring for the rules).
-
-    `failed` holds the `cpx_instance_scrape_success` series that are not 1 (the exporter
-    exports an instance's figures exactly when it read them, so a 1 adds nothing); `known`,
-    every instance of the lookback, is needed only when some target is not current.
-    """
-    current = {target for target, reason in states.items() if reason is None}
-    fresh: dict[str, _Reading] = {}
-    for samples in (cpu, memory, failed):
-        for sample in samples:
-            if sample.ip is None or sample.target not in current:
-                continue
-            reading = fresh.get(sample.ip)
-            if reading is None or (sample.timestamp, sample.target) > (
-                reading.timestamp,
-                reading.target,
-            ):
-                fresh[sample.ip] = _Reading(sample.target, sample.timestamp)
-    for samples, figure in ((cpu, "cpu"), (memory, "memory"), (failed, "success")):
-        for sample in samples:
-            reading = fresh.get(sample.ip or "")
-            if reading is not None and reading.target == sample.target:
-                setattr(reading, figure, sample.value if figure == "success" else sample)
-    seen: dict[str, list[Labels]] = {}
-    for sample in known:
-        if sample.ip is not None and sample.ip not in fresh:
-            seen.setdefault(sample.ip, []).append(sample.target)
-    listing = parse_servers([*fresh, *seen])
-    instances = []
-    down: dict[Labels, int] = {}
-    for ip in listing.ips:
-        reading = fresh.get(ip)
-        if reading is not None:
-            instances.append(_instance(ip, reading))
-            continue
-        reasons = [(states[t], t) for t in seen[ip] if states.get(t) is not None]
-        if reasons:  # else every target it was on is current and no longer has it: it left
-            reason, target = min(reasons)
-            down[target] = down.get(target, 0) + 1
-            instances.append(Instance(ip, None, None, None, reason))
-    lines = [
-        f"{states[target]}: {count} instance{'s' * (count != 1)} Unknown"
-        for target, count in sorted(down.items(), key=lambda item: str(states[item[0]]))
-    ]
-    return PrometheusRead(Snapshot(instances, listing.skipped, 0), lines)
-
-
-def _instance(ip: str, reading: _Reading) -> Instance:
-    if reading.success == 0:
-        return Instance(ip, None, None, None, "the exporter could not read it from CPX")
-    if reading.success != 1:
-        return Instance(ip, None, None, None, f"{SCRAPE_SUCCESS} is not 0 or 1")
-    if reading.cpu is None or reading.memory is None:
-        missing = "memory" if reading.memory is None else "CPU"
-        return Instance(ip, None, None, None, f"no {missing} series in Prometheus")
-    return _figures(ip, reading.cpu, reading.memory)
-
-
-def _figures(ip: str, cpu: InstanceSample, memory: InstanceSample) -> Instance:
-    """An instance from its CPU and memory series, checked as a CPX answer is."""
-    name = cpu.service
-    if name != memory.service:
-        return Instance(ip, None, None, None, "CPU and memory series name different services")
-    try:
-        service = parse_service(name)
-    except PayloadError as err:
-        return Instance(ip, None, None, None, str(err))
-    try:
-        return Instance(ip, service, percent(cpu.value, "cpu"), percent(memory.value, "memory"))
-    except PayloadError as err:
-        return Instance(ip, service, None, None, str(err))
-
-
 class PrometheusSource:
-    """An open connection to one Prometheus; `async with PrometheusSource(settings) as source`.
+    """The `FleetSource` of one Prometheus; `async with PrometheusSource(settings) as source`.
+    It keeps history (range queries), and reads the fleet at `settings.at` when that is set.
 
-    It reuses `CpxClient`'s HTTP set-up (pool, TLS, timeouts, retries, retry budget, deadline).
+    It reads through the client's HTTP layer (pool, TLS, timeouts, the retry loop and budget,
+    deadline), as the CPX client does.
     """
+
+    keeps_history = True
 
     def __init__(self, settings: PrometheusSettings) -> None:
         self.settings = settings
         self.base_url = settings.client.base_url
-        self._client = CpxClient(settings.client)
+        self._http = HttpSession(settings.client, settings.client.log)
         self._service: str | None = None
         self.requests = 0
 
+    @property
+    def name(self) -> str:
+        return self.base_url
+
     async def __aenter__(self) -> PrometheusSource:
-        await self._client.__aenter__()
+        await self._http.__aenter__()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._client.__aexit__(*exc_info)
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.__aexit__(exc_type, exc, tb)
 
     def _series(self, metric: str) -> str:
         return metric + self.settings.selector
 
-    async def read(self, at: float | None = None) -> PrometheusRead:
+    async def read(
+        self,
+        deadline: float | None = None,
+        owns: Callable[[str], bool] | None = None,
+        at: float | None = None,
+    ) -> Snapshot:
+        """The fleet as Prometheus sees it (at `at`, else at `settings.at` when set); the
+        targets down and the series skipped are the snapshot's notes."""
+        read = await self.read_at(self.settings.at if at is None else at, deadline)
+        snapshot = read.snapshot
+        instances = snapshot.instances
+        if owns is not None:
+            instances = [instance for instance in instances if owns(instance.ip)]
+        notes = list(read.down)
+        if snapshot.skipped:
+            what = (
+                "whose ip label is not an IP address"
+                if snapshot.skipped == 1
+                else "whose ip labels are not IP addresses"
+            )
+            notes.append(f"skipped {plural(snapshot.skipped, 'series', 'series')} {what}")
+        return snapshot._replace(instances=instances, notes=tuple(notes))
+
+    async def read_at(
+        self, at: float | None = None, deadline: float | None = None
+    ) -> PrometheusRead:
         """The fleet as Prometheus saw it at `at` (Unix seconds; now when None)."""
         moment = time.time() if at is None else at
-        budget = self._client.begin()
+        budget = self._begin(deadline)
         lookback = f"[{self.settings.lookback:g}s]"
         instant = {"time": f"{moment:.3f}"}
         targets: dict[Labels, Labels] = {}
@@ -264,10 +149,6 @@ class PrometheusSource:
             known = await self._query(promql, instant, targets, budget)
         return assemble(states, known, failed, cpu, memory)
 
-    async def snapshot(self) -> Snapshot:
-        """The fleet now, as `CpxClient.snapshot` reads it (the seam `track` and `top` use)."""
-        return (await self.read()).snapshot
-
     def focus(self, service: str | None) -> None:
         """Read only `service`'s figures from now on (None: every service's). The instances of
         other services are then left out, except those Unknown for want of a reading, which
@@ -286,7 +167,7 @@ class PrometheusSource:
         """The instances of `service` (every service's when None) at every `step` from `start`
         to `end`: those with figures at that moment (an instance whose target was down then is
         missing from that step)."""
-        budget = self._client.begin()
+        budget = self._begin()
         selector = self.settings.selector
         if service is not None:
             selector = with_matcher(selector, "cpx_service", service)
@@ -326,50 +207,22 @@ class PrometheusSource:
             reason = f"unusable answer from Prometheus at {self.base_url}: {err}"
             raise ApiUnreachable(reason, kind="prometheus") from None
 
+    def _begin(self, deadline: float | None = None) -> ReadBudget:
+        """One read's retries and deadline (the settings' deadline when None)."""
+        client = self.settings.client
+        return ReadBudget(client.retries, client.deadline if deadline is None else deadline)
+
     async def _get(self, path: str, params: dict[str, str], budget: ReadBudget) -> bytes:
         params = {**params, "timeout": f"{self.settings.client.timeout:g}s"}
         self.requests += 1
         try:
-            return await self._client.get_bytes(
+            return await self._http.request(
                 f"{path}?{urlencode(params, quote_via=quote)}", MAX_ANSWER, budget
             )
-        except RequestFailed as err:
+        except HttpFailure as err:
             refused = ", the credentials were refused" if err.status in (401, 403) else ""
             reason = f"cannot query Prometheus at {self.base_url}: {err}{refused}"
             raise ApiUnreachable(reason, kind="prometheus") from None
-
-
-def history_steps(cpu: list[Range], memory: list[Range]) -> list[tuple[float, list[Instance]]]:
-    """Per step of a range query, the instances with both figures then, in IP order."""
-    ratios: dict[tuple[float, str, Labels], float] = {}
-    for series in memory:
-        ip, target = dict(series.labels).get("ip", ""), _target_of(series.labels)
-        for moment, value in series.points:
-            ratios[moment, ip, target] = value
-    steps: dict[float, list[Instance]] = {}
-    for series in cpu:
-        labels = dict(series.labels)
-        ip, service, target = (
-            labels.get("ip", ""),
-            labels.get("cpx_service"),
-            _target_of(series.labels),
-        )
-        for moment, value in series.points:
-            ratio = ratios.get((moment, ip, target))
-            if ratio is None:
-                continue
-            reading = _Reading(target, moment)
-            reading.cpu = InstanceSample(ip, service, target, moment, value)
-            reading.memory = InstanceSample(ip, service, target, moment, ratio)
-            steps.setdefault(moment, []).append(_instance(ip, reading))
-    valid = set(parse_servers(list({i.ip for members in steps.values() for i in members})).ips)
-    return [
-        (
-            moment,
-            sorted((i for i in steps[moment] if i.ip in valid), key=lambda i: ip_sort_key(i.ip)),
-        )
-        for moment in sorted(steps)
-    ]
 
 
 def fetch_fleet(settings: PrometheusSettings, at: float | None = None) -> PrometheusRead:
@@ -379,7 +232,7 @@ def fetch_fleet(settings: PrometheusSettings, at: float | None = None) -> Promet
 
     async def run() -> None:
         async with PrometheusSource(settings) as source:
-            read.append(await source.read(settings.at if at is None else at))
+            read.append(await source.read_at(settings.at if at is None else at))
 
     asyncio.run(run())
     return read[0]

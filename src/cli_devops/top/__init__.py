@@ -4,6 +4,6 @@ Importing this package does not import Textual; `top()` does, when the console s
 """
 
 from cli_devops.top.command import TopOptions, top
-from cli_devops.top.source import CpxSource, FleetReading, FleetSource
+from cli_devops.top.source import FleetReading
 
-__all__ = ["CpxSource", "FleetReading", "FleetSource", "TopOptions", "top"]
+__all__ = ["FleetReading", "TopOptions", "top"]

@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli_devops.errors import ExitStatus, UsageError
-from cli_devops.health import DEFAULT_MIN_HEALTHY
-from cli_devops.history import DEFAULT_HISTORY
 from cli_devops.polling import rfc3339
+from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_MIN_HEALTHY, DEFAULT_TOP_INTERVAL
 from cli_devops.top.recording import Recorder, Recording, bounded_lines, read_recording
 from cli_devops.top.state import FleetState
 
 if TYPE_CHECKING:
     from cli_devops.run_config import RunConfig
+    from cli_devops.sources.base import FleetSource
     from cli_devops.top.app import Feed, TopApp
-    from cli_devops.top.source import FleetSource
 
 NOT_A_TERMINAL = (
     "top is an interactive console and needs a terminal; for scripts read the fleet with "
@@ -41,7 +40,7 @@ STDERR_NOT_A_TERMINAL = (
 
 @dataclass(frozen=True)
 class TopOptions:
-    interval: float = 2.0
+    interval: float = DEFAULT_TOP_INTERVAL
     history: int = DEFAULT_HISTORY
     """Samples kept per instance and service (sparklines, forecasts)."""
     min_healthy: int = DEFAULT_MIN_HEALTHY
@@ -107,9 +106,10 @@ def prepare(
     """The console for `options`, not yet started: `source` defaults to the Prometheus or the
     CPX API of `app`; with `options.replay` no source is polled at all; with `contexts`, every
     one of them is read instead (`--all-contexts`)."""
+    from cli_devops.run_config import open_source
     from cli_devops.top.app import TopApp
     from cli_devops.top.feed import LiveFeed, ReplayFeed
-    from cli_devops.top.source import CpxSource
+    from cli_devops.top.source import SourcePolls
 
     env = app.env
     recording: Recording | None = None
@@ -121,11 +121,7 @@ def prepare(
         interval = ReplayFeed.interval_of(recording)
         name = f"replay of {Path(options.replay).name}"
     else:
-        if source is None and app.prometheus is not None:
-            from cli_devops.top.prometheus import PrometheusTopSource
-
-            source = PrometheusTopSource(app.prometheus, env.now)
-        source = source or CpxSource(app.settings, env.now)
+        source = source or open_source(app)
         interval = options.interval
         name = source.name
         if options.record is not None:
@@ -163,7 +159,7 @@ def prepare(
             )
         assert source is not None
         return LiveFeed(
-            source,
+            SourcePolls(source, env.now),
             make_state(),
             console.deliver,
             console.crashed,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cli_devops.polling import Ticker, age
 from cli_devops.text import plural
-from cli_devops.top.source import FleetReading, FleetSource
+from cli_devops.top.source import FleetReading, SourcePolls
 from cli_devops.top.state import FleetState, Frame, ServiceRow, Totals, service_key
 from cli_devops.top.travel import KEEP_SAMPLES, KeptPolls, describe, index_at
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cli_devops.run_config import RunConfig
 
 
-class Console(Protocol):
+class FrameSink(Protocol):
     """Where the feed hands its frames (`app.TopApp`), from its own thread."""
 
     def deliver(self, frame: Frame) -> None: ...
@@ -48,7 +48,7 @@ class ContextFeed:
     """One context: its source, what it remembers, its latest frame, its read in flight."""
 
     name: str
-    source: FleetSource
+    source: SourcePolls
     state: FleetState
     deadline: float
     frame: Frame | None = None
@@ -325,23 +325,18 @@ class ContextsFeed:
 
 def contexts_feed(
     configs: Sequence[tuple[str, RunConfig]],
-    console: Console,
+    console: FrameSink,
     *,
     interval: float,
     history: int,
     min_healthy: int,
 ) -> ContextsFeed:
     """The feed of every context in `configs`, each read from its Prometheus or CPX API."""
-    from cli_devops.top.prometheus import PrometheusTopSource
-    from cli_devops.top.source import CpxSource
+    from cli_devops.run_config import open_source
 
     contexts = []
     for name, config in configs:
-        source: FleetSource
-        if config.prometheus is not None:
-            source = PrometheusTopSource(config.prometheus, config.env.now)
-        else:
-            source = CpxSource(config.settings, config.env.now)
+        source = SourcePolls(open_source(config), config.env.now)
         state = FleetState(
             source.name,
             interval=interval,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from cli_devops.polling import Ticker
 from cli_devops.top.recording import Recorder, Recording
-from cli_devops.top.source import FleetReading, FleetSource
+from cli_devops.top.source import FleetReading, SourcePolls
 from cli_devops.top.state import FleetState, Frame, Replay
 from cli_devops.top.travel import KeptPolls, describe, index_at, pick
 
@@ -44,7 +44,7 @@ class LiveFeed:
 
     def __init__(  # noqa: PLR0913 -- what a feed is made of, all required
         self,
-        source: FleetSource,
+        source: SourcePolls,
         state: FleetState,
         deliver: Deliver,
         crashed: Crashed,
@@ -178,9 +178,8 @@ class LiveFeed:
         name, value = self._commands.get()
         if name == "live" or (name == "travel" and self.at is None and value > 0):
             return self._go_live()
-        window = getattr(self.source, "window", None)
-        if window is not None:
-            return self._travel_remote(loop, window, name, value)
+        if self.source.keeps_history:
+            return self._travel_remote(loop, name, value)
         times = self.kept.times
         found = pick(times, self.at, name, value, self.say)
         if found is None:
@@ -192,9 +191,7 @@ class LiveFeed:
             [self.kept.reading(i) for i in range(first, found + 1)], times[found]
         )
 
-    def _travel_remote(
-        self, loop: asyncio.AbstractEventLoop, window: Any, name: str, value: Any
-    ) -> bool:
+    def _travel_remote(self, loop: asyncio.AbstractEventLoop, name: str, value: Any) -> bool:
         now = time.time()
         base = self.at if self.at is not None else now
         target = value.timestamp() if name == "jump" else base + int(value) * self.interval
@@ -202,7 +199,8 @@ class LiveFeed:
             if name == "jump":
                 self.say(f"{describe(target)} is in the future; showing the fleet live")
             return self._go_live()
-        readings = self._await(loop, window(target, self.state.track.history, self.interval))
+        window = self.source.window(target, self.state.track.history, self.interval)
+        readings = self._await(loop, window)
         if readings is None:
             return False
         return self._show_past(readings, target)
@@ -221,12 +219,11 @@ class LiveFeed:
         return True
 
     def _load_past(self, loop: asyncio.AbstractEventLoop) -> None:
-        """From a source that keeps history (`past(samples, interval)`, Prometheus), the
-        window of the sparklines before the first poll."""
-        past = getattr(self.source, "past", None)
-        if past is None or not self._commands.empty():  # opening in the past: not needed
+        """From a source that keeps history (Prometheus), the window of the sparklines before
+        the first poll."""
+        if not self.source.keeps_history or not self._commands.empty():  # opening in the past
             return
-        readings = self._await(loop, past(self.state.track.history, self.interval))
+        readings = self._await(loop, self.source.past(self.state.track.history, self.interval))
         if not readings:
             return
         clock, now = self.monotonic(), readings[-1].time.timestamp() + self.interval

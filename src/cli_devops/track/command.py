@@ -24,18 +24,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
-from cli_devops.health import DEFAULT_MIN_HEALTHY
-from cli_devops.history import DEFAULT_HISTORY, TrackState
+from cli_devops.history import TrackState
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker, rfc3339
-from cli_devops.render import (
-    OutputFormat,
-    RecordWriter,
-    make_console,
-    supports_unicode,
-)
+from cli_devops.render import OutputFormat, RecordWriter, make_console, supports_unicode
+from cli_devops.reports import instances_report
 from cli_devops.run_config import RunConfig, open_source, report_unread
 from cli_devops.service_names import resolve_service, services_of
+from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_MIN_HEALTHY, DEFAULT_TRACK_INTERVAL
 from cli_devops.text import plural
 from cli_devops.track.keys import KeyListener
 
@@ -43,8 +39,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
 
-    from cli_devops.client import CpxClient, Snapshot
-    from cli_devops.sources.prometheus import PrometheusSource
+    from cli_devops.model import Snapshot
+    from cli_devops.sources.base import FleetSource
 
 REDRAW_SECONDS = 0.5
 """How often the live view is redrawn between polls (ages, resizes)."""
@@ -52,7 +48,7 @@ REDRAW_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class TrackOptions:
-    interval: float = 3.0
+    interval: float = DEFAULT_TRACK_INTERVAL
     count: int | None = None
     """Stop after this many polls; None: until Ctrl+C."""
     history: int = DEFAULT_HISTORY
@@ -78,9 +74,10 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
     """
     options = options or TrackOptions()
     env = app.env
+    source = open_source(app)
     state = TrackState(
         service=service,
-        base_url=app.base_url,
+        base_url=source.name,
         interval=options.interval,
         thresholds=app.thresholds,
         min_healthy=options.min_healthy,
@@ -90,9 +87,9 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
     if options.output == "table" and env.stdout_isatty:
         sink = LiveScreen(env, state)
     else:
-        sink = Records(app, RecordWriter(options.output, env, app.thresholds, options.headers))
+        sink = Records(app, RecordWriter(options.output, env, options.headers))
     with sink:
-        stopped_by = _run_until_interrupted(_track(app, service, state, sink, options))
+        stopped_by = _run_until_interrupted(_track(app, source, state, sink, options))
     if isinstance(sink, LiveScreen) and stopped_by != _HANGUP:
         with contextlib.suppress(OSError):
             sink.print_summary()
@@ -154,7 +151,7 @@ async def _until_interrupted(work: Coroutine[Any, Any, None], stopped_by: list[i
 
 async def _track(
     app: RunConfig,
-    service: str,
+    source: FleetSource,
     state: TrackState,
     sink: LiveScreen | Records,
     options: TrackOptions,
@@ -162,7 +159,7 @@ async def _track(
     work = asyncio.current_task()
     painter = asyncio.ensure_future(sink.animate(work.cancel if work else lambda: None))
     try:
-        await _poll_loop(app, service, state, sink, options)
+        await _poll_loop(app, source, state, sink, options)
     finally:
         painter.cancel()
         await asyncio.wait({painter})
@@ -172,23 +169,24 @@ async def _track(
 
 async def _poll_loop(
     app: RunConfig,
-    service: str,
+    source: FleetSource,
     state: TrackState,
     sink: LiveScreen | Records,
     options: TrackOptions,
 ) -> None:
     env = app.env
+    service = state.service  # as typed, until the first answer says which service it means
     ticker = Ticker(options.interval, env.monotonic)
     name: str | None = None
     polls = 0
-    async with open_source(app) as source:
+    async with source:
         while options.count is None or polls < options.count:
             await asyncio.sleep(ticker.delay())
             polls += 1
             state.begin_poll(env.monotonic())
             moment = env.now()
             try:
-                snapshot = await source.snapshot()
+                snapshot = await source.read()
             except ApiUnreachable as err:
                 reason = str(err.__cause__ or err)  # the view already shows the URL
                 state.record_failure(reason, moment=moment, clock=env.monotonic())
@@ -207,7 +205,7 @@ async def _poll_loop(
 
 async def _replay_history(
     app: RunConfig,
-    source: CpxClient | PrometheusSource,
+    source: FleetSource,
     state: TrackState,
     sink: LiveScreen | Records,
     moment: datetime,
@@ -216,11 +214,9 @@ async def _replay_history(
     (Prometheus), one step per interval over the window the sparklines show, so the view opens
     full and piped output starts with those past records. Later polls of such a source read
     the service's series only."""
-    from cli_devops.sources.prometheus import PrometheusSource
-
-    if not isinstance(source, PrometheusSource):
+    source.focus(state.service)  # later polls may read this service's figures only
+    if not source.keeps_history:
         return
-    source.focus(state.service)  # later polls read this service's series only
     if state.history < 2:
         return
     now = moment.timestamp()
@@ -261,7 +257,8 @@ class Records:
         if snapshot is not None:
             report_unread(snapshot.unread, len(snapshot.instances), env)
         with env.writing_data():
-            self.writer.write(rfc3339(poll.moment), poll.service, poll.members, poll.error)
+            report = instances_report(poll.members, self.app.thresholds)
+            self.writer.write(rfc3339(poll.moment), poll.service, report, poll.error)
         if env.stdout_closed:
             raise _ReaderGone
 
@@ -300,9 +297,9 @@ class LiveScreen:
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
+        _exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
+        _tb: TracebackType | None,
     ) -> None:
         try:
             if self.live is not None:
