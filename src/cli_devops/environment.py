@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TextIO
 
+from cli_devops.redaction import redact
 from cli_devops.text import terminal_safe
 
 
@@ -59,9 +60,10 @@ class Environment:
     def warn(self, message: str) -> None:
         """A diagnostic line on stderr (never on stdout, which carries data).
 
-        Made terminal-safe here, since a message may quote what the API sent.
+        Made terminal-safe and redacted here, since a message may quote what the API sent or
+        a URL with credentials.
         """
-        line = f"cli_devops: {terminal_safe(message)}"
+        line = f"cli_devops: {terminal_safe(redact(message))}"
         if self._held is None:
             print(line, file=self.stderr)
             return

@@ -28,6 +28,8 @@ from cli_devops.errors import (
     IncompleteData,
     SettingError,
 )
+from cli_devops.lifecycle import Stopped
+from cli_devops.redaction import redact
 from cli_devops.text import terminal_safe
 
 
@@ -98,13 +100,15 @@ def run(argv: list[str] | None = None) -> int:
         click.echo("Aborted.", err=True)
         return ExitStatus.INTERRUPTED
     except click.ClickException as err:
-        err.show()
+        _fail(_click_message(err))
         return ExitStatus.USAGE
     except CliDevopsError as err:
         _fail(_with_hint(err))
         return err.exit_status
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
+    except Stopped as stopped:
+        return stopped.exit_status
     except BrokenPipeError:
         _silence_stdout()
         return ExitStatus.OK
@@ -151,13 +155,22 @@ def _with_hint(err: CliDevopsError) -> str:
     return message
 
 
+def _click_message(err: click.ClickException) -> str:
+    """A usage error of click's in the one error format, with where to read more."""
+    message = " ".join(err.format_message().split())
+    ctx = getattr(err, "ctx", None)
+    if isinstance(err, click.UsageError) and ctx is not None:
+        return f"{message} (see '{ctx.command_path} --help')"
+    return message
+
+
 def _fail(message: str) -> None:
     if RUN.debug:
         import traceback
 
         for line in traceback.format_exc().splitlines():  # it quotes URLs and answers too
-            click.echo(terminal_safe(line), err=True)
-    click.echo(f"cli_devops: error: {terminal_safe(message)}", err=True)
+            click.echo(terminal_safe(redact(line)), err=True)
+    click.echo(f"cli_devops: error: {terminal_safe(redact(message))}", err=True)
 
 
 def _silence_stdout() -> None:

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlsplit
 
 from cli_devops.errors import UsageError
+from cli_devops.redaction import redact
 
 _MATCHER = re.compile(
     r"\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"
     r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)\s*"""
 )
-_PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/?#@:]*:).*@", re.DOTALL)
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -28,14 +28,14 @@ def prometheus_url(raw: str) -> tuple[str, str | None]:
     text = raw.strip()
     if "://" not in text:
         text = "http://" + text
-    shown = _without_password(raw)
+    shown = redact(text)
     if not text.isprintable():
         raise UsageError(f"invalid URL {shown!r}: it has control characters")
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as err:
-        reason = "expected http://HOST:PORT" if shown != raw else str(err)
+        reason = "expected http://HOST:PORT" if shown != text else str(err)
         raise UsageError(f"invalid URL {shown!r}: {reason}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"invalid URL {shown!r}: expected http://HOST:PORT")
@@ -48,12 +48,6 @@ def prometheus_url(raw: str) -> tuple[str, str | None]:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         basic = base64.b64encode(pair.encode()).decode()
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}", basic
-
-
-def _without_password(raw: str) -> str:
-    """`raw` as an error may repeat it: everything between `user:` and the last `@` hidden (a
-    password with a `/` in it would otherwise reach the message as a port)."""
-    return _PASSWORD.sub(r"\1<redacted>@", raw)
 
 
 def check_selector(text: str) -> str:

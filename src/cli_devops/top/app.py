@@ -103,6 +103,7 @@ class TopApp(App[None]):
         self.latest: Frame | None = None
         self.paused = False
         self.failure: BaseException | None = None
+        self.stopped_by: int | None = None
         self.feed: Feed | None = None
 
     # Called from the feed's thread.
@@ -117,6 +118,13 @@ class TopApp(App[None]):
 
     def on_said(self, message: Said) -> None:
         self.notify(message.text, severity="warning", timeout=4)
+
+    # Called from a signal handler, on the main thread where the app's loop runs.
+    def stop_by_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: leave as `q` does (the terminal restored), then exit 128 + n."""
+        if self.stopped_by is None:
+            self.stopped_by = signum
+            self.call_next(self.exit)
 
     def on_mount(self) -> None:
         self.push_screen(FleetScreen())

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli_devops.errors import ExitStatus, UsageError
+from cli_devops.files import OutputFile
 from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY
+from cli_devops.lifecycle import Stopped, stop_signals
 from cli_devops.polling import rfc3339
 from cli_devops.top.recording import Recorder, Recording, bounded_lines, read_recording
 from cli_devops.top.state import FleetState
@@ -79,10 +81,8 @@ def check_moment(recording: Recording, moment: datetime) -> None:
 
 
 def open_recorder(path: str) -> Recorder:
-    try:
-        return Recorder(Path(path).open("a", encoding="utf-8"))
-    except OSError as err:
-        raise UsageError(f"cannot write the recording {path}: {err.strerror or err}") from None
+    """The recording's writer (`files.OutputFile`): a failed open or write is CannotWrite."""
+    return Recorder(OutputFile(path, what="recording"))
 
 
 @dataclass
@@ -193,7 +193,7 @@ def top(
         raise UsageError(STDERR_NOT_A_TERMINAL)
     session = prepare(app, options, source, contexts)
     try:
-        with env.holding_warnings():
+        with env.holding_warnings(), stop_signals(session.console.stop_by_signal):
             if session.recording is not None and session.recording.skipped:
                 env.warn(skipped_warning(session.recording.skipped))
             session.console.run()
@@ -201,6 +201,8 @@ def top(
         session.close()
     if session.console.failure is not None:
         raise session.console.failure
+    if session.console.stopped_by is not None:
+        raise Stopped(session.console.stopped_by)
     return ExitStatus.OK
 
 
