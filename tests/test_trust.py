@@ -216,3 +216,35 @@ def _spawn_top(*args: str) -> pexpect.spawn:
     env = hermetic_environ(TERM="xterm-256color")
     return pexpect.spawn(sys.executable, ["-m", "cli_devops", *args], env=env,
                          dimensions=(30, 120), encoding="utf-8", timeout=60)  # fmt: skip
+
+
+# A bounded pool for --all-contexts: a fixed number of contexts read at once.
+def test_all_contexts_reads_a_fixed_number_of_contexts_at_once(cli, tmp_path):
+    import threading
+
+    from cli_devops.fleets import CONTEXT_WORKERS
+
+    from .hostile import HostileCpx, ips, slow
+
+    with HostileCpx(ips(2), slow(0.3)) as api:
+        config = tmp_path / "config.toml"
+        config.write_text("".join(f'[contexts.c{i}]\ncp-url = "{api.url}"\n' for i in range(40)))
+        peak = threading.active_count()
+        done = threading.Event()
+
+        def watch() -> None:
+            nonlocal peak
+            while not done.wait(0.01):
+                peak = max(peak, threading.active_count())
+
+        before = threading.active_count()
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            result = cli("--config", str(config), "status", "--all-contexts", "-o", "json")
+        finally:
+            done.set()
+            watcher.join()
+    assert result.exit_code == 0, result.stderr
+    assert {row["context"] for row in json.loads(result.stdout)} == {f"c{i}" for i in range(40)}
+    assert peak - before - 1 <= CONTEXT_WORKERS  # the watcher is the 1
