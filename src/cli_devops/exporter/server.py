@@ -40,6 +40,7 @@ from cli_devops.exporter.collector import (
 )
 from cli_devops.exporter.events import EventLog
 from cli_devops.exporter.options import ServeOptions, parse_listen
+from cli_devops.exporter.listener import BoundedListener
 from cli_devops.exporter.reader import ExporterStopping, FleetReader
 from cli_devops.exporter.web_config import (
     BasicAuth,
@@ -110,7 +111,7 @@ LANDING_PAGE = """<!DOCTYPE html>
 """
 
 
-class _Server(WebServerMixin, ThreadingHTTPServer):
+class _Server(BoundedListener, WebServerMixin, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], exporter: Exporter) -> None:
@@ -136,7 +137,23 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cli_devops-exporter"
     sys_version = ""
-    timeout = 120.0
+
+    def handle_one_request(self) -> None:
+        server = self.server
+        assert isinstance(server, _Server)
+        try:
+            super().handle_one_request()
+        finally:
+            server.mark_busy(self.request, False)
+
+    def parse_request(self) -> bool:
+        """Headers read in full: from here the connection is busy, not idle."""
+        parsed = super().parse_request()
+        if parsed:
+            server = self.server
+            assert isinstance(server, _Server)
+            server.mark_busy(self.request, True)
+        return parsed
 
     def do_GET(self) -> None:
         server = self.server
