@@ -105,6 +105,7 @@ def test_head_answers_carry_no_body_even_when_refused(sim, path):
             assert rest.startswith(b"HTTP/1.1 "), data[:300]
 
 
+@pytest.mark.slow
 def test_an_unknown_user_costs_what_a_wrong_password_costs(sim):
     exporter = Exporter(ClientSettings(base_url=sim.url))
     exporter.web = exporter.web.__class__(users={"u": bcrypt.hashpw(b"p", bcrypt.gensalt(12))})

@@ -162,6 +162,7 @@ def test_a_symlink_loop_or_an_unwritable_directory_is_one_line(cli, tmp_path):
 
 
 # 6. One file writer: every target is written or one error line, never exit 70 or a hang.
+@pytest.mark.system
 def test_record_to_a_full_disk_is_one_line_and_exit_74(tmp_path):
     child = _spawn_top("--demo", "top", "--interval", "0.3", "--record", "/dev/full")
     try:
@@ -174,6 +175,7 @@ def test_record_to_a_full_disk_is_one_line_and_exit_74(tmp_path):
     assert "Traceback" not in text
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("target", ["dir", "fifo", "missing/dir/file"])
 def test_record_to_what_cannot_be_written_is_one_line_at_start(tmp_path, target):
     path = tmp_path / target
