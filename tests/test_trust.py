@@ -250,3 +250,39 @@ def test_all_contexts_reads_a_fixed_number_of_contexts_at_once(cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert {row["context"] for row in json.loads(result.stdout)} == {f"c{i}" for i in range(40)}
     assert peak - before - 1 <= CONTEXT_WORKERS  # the watcher is the 1
+
+
+# The standard streams: a full stdout is exit 74 in one line; a closed stderr changes nothing.
+@pytest.mark.parametrize(
+    "args",
+    [["services"], ["status", "-o", "json"], ["unhealthy-services", "-o", "csv"],
+     ["track", "UserService", "--count", "2", "--interval", "0.1", "-o", "json"]],
+)  # fmt: skip
+def test_a_full_stdout_is_exit_74_in_one_line(sim, args):
+    with open("/dev/full", "w") as full:  # noqa: PTH123
+        done = subprocess.run(
+            [sys.executable, "-m", "cli_devops", "--cp-url", sim.url, *args],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=hermetic_environ(),
+            timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 74, done.stderr
+    assert done.stderr == "cli_devops: error: cannot write to stdout: no space left on the device\n"
+
+
+@pytest.mark.parametrize("args", [["services"], ["unhealthy-services", "--min-healthy", "3"]])
+def test_a_closed_stderr_never_changes_the_result(sim, args):
+    def run(stderr: int | None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli_devops", "--cp-url", sim.url, *args],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=hermetic_environ(),
+            timeout=60, check=False, close_fds=True,
+        )  # fmt: skip
+
+    normal = run(subprocess.DEVNULL)
+    closed = subprocess.run(
+        ["sh", "-c", 'exec "$0" -m cli_devops --cp-url "$@" 2>&-', sys.executable,
+         sim.url, *args],
+        stdout=subprocess.PIPE, text=True, env=hermetic_environ(), timeout=60, check=False,
+    )  # fmt: skip
+    assert closed.returncode == normal.returncode
+    assert closed.stdout == normal.stdout

@@ -28,6 +28,7 @@ from cli_devops.errors import (
     IncompleteData,
     SettingError,
 )
+from cli_devops.files import reason
 from cli_devops.lifecycle import Stopped
 from cli_devops.redaction import redact
 from cli_devops.text import terminal_safe
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     # cyclic collector's default pace (a pass every 700 allocations) cost 8% of a 10,000-instance
     # run. A process-wide policy, so it is set here, not in the library.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
+    _standard_streams_open()
     status = run(argv)
     # Nothing is left to collect: the interpreter's final full collection would still walk
     # every object of a large fleet (18 ms of a 10,000-instance run) before exiting.
@@ -116,6 +118,10 @@ def run(argv: list[str] | None = None) -> int:
         if err.errno == errno.EPIPE:
             _silence_stdout()
             return ExitStatus.OK
+        if err.errno in _WRITE_ERRORS:  # a write to stdout outside a command's data block
+            _silence_stdout()
+            _fail(f"cannot write to stdout: {reason(err)}")
+            return ExitStatus.CANNOT_WRITE
         _fail(f"unexpected error: {type(err).__name__}: {err} (rerun with --debug for details)")
         return ExitStatus.INTERNAL_ERROR
     except Exception as err:  # the one catch-all: the user gets a line, not a traceback
@@ -171,6 +177,26 @@ def _fail(message: str) -> None:
         for line in traceback.format_exc().splitlines():  # it quotes URLs and answers too
             click.echo(terminal_safe(redact(line)), err=True)
     click.echo(f"cli_devops: error: {terminal_safe(redact(message))}", err=True)
+
+
+_WRITE_ERRORS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EIO", "EDQUOT", "EFBIG") if hasattr(errno, name)
+)
+
+
+def _standard_streams_open() -> None:
+    """A standard stream the caller closed (`2>&-`) is pointed at /dev/null: its descriptor
+    would otherwise be reused by the next file or socket opened, and a diagnostic written into
+    it; and a closed stderr must not change the result."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 def _silence_stdout() -> None:
