@@ -286,3 +286,17 @@ def test_a_closed_stderr_never_changes_the_result(sim, args):
     )  # fmt: skip
     assert closed.returncode == normal.returncode
     assert closed.stdout == normal.stdout
+
+
+@pytest.mark.parametrize("moment", ["-100000000w", "0001-01-01T00:00:00Z", "-2000000d"])
+def test_an_instant_before_1970_is_refused_with_the_option_name(cli, moment):
+    fake = FakePrometheus()
+    fake.matrix = target_matrix(time.time())
+    fake.vector = answer([], "vector")
+    try:
+        result = cli("--prometheus-url", fake.url, "status", f"--at={moment}")
+    finally:
+        fake.stop()
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("cli_devops: error: --at: ")
+    assert len(result.stderr.splitlines()) == 1

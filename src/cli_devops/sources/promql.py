@@ -98,7 +98,7 @@ def with_matcher(selector: str, name: str, value: str) -> str:
 def parse_moment(text: str, now: float) -> float:
     """A moment as Unix seconds: RFC 3339 (`2026-12-04T17:00:00Z`, an offset instead of Z), or
     relative to `now`: `-90s`, `-5m`, `5m ago`, `1h30m ago` (units ms, s, m, h, d, w). A moment
-    after `now` is refused."""
+    after `now` or before 1970 is refused."""
     stripped = text.strip()
     relative = None
     if stripped.startswith("-"):
@@ -109,7 +109,7 @@ def parse_moment(text: str, now: float) -> float:
         seconds = _duration(relative)
         if seconds is None:
             raise UsageError(f"invalid time {text!r}: expected a duration like -5m or '5m ago'")
-        return now - seconds
+        return _in_range(text, now - seconds)
     try:
         moment = datetime.fromisoformat(stripped.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -120,7 +120,17 @@ def parse_moment(text: str, now: float) -> float:
         )
     if moment.timestamp() > now + 1:
         raise UsageError(f"time {text!r} is in the future; Prometheus only knows the past")
-    return moment.timestamp()
+    return _in_range(text, moment.timestamp())
+
+
+def _in_range(text: str, moment: float) -> float:
+    """`moment`, if it can be shown and sent: from 1970 on (a relative time of a million weeks
+    came to a date no calendar type holds)."""
+    if not moment >= 0:
+        raise UsageError(
+            f"time {text!r} is before 1970-01-01T00:00:00Z; Prometheus has no data then"
+        )
+    return moment
 
 
 def rfc3339(moment: float) -> str:
