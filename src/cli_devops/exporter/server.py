@@ -137,6 +137,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cli_devops-exporter"
     sys_version = ""
+    default_request_version = "HTTP/1.0"
+    """A request line without a version (HTTP/0.9, or bytes that are no request) still gets a
+    status line before an error, not a bare HTML page."""
 
     def handle_one_request(self) -> None:
         server = self.server
