@@ -5,10 +5,10 @@ SIGTERM (a service manager, `docker stop`, `kill`) and SIGHUP (the terminal clos
 `finally` blocks run for all three: the terminal restored, files flushed and closed, listeners
 closed. `Stopped` derives from BaseException, so no `except Exception` swallows it.
 
-Exit codes: Ctrl+C is 130 for a one-shot command and 0 for the commands Ctrl+C is the way to end
-(`track`, `exporter`, `simulate`); SIGTERM and SIGHUP are a requested stop, 0 for the services
-(`exporter`, `simulate`) as init systems and containers expect, and 128 + the signal's number
-(143, 129) for the interactive ones (`track`, `top`), as a shell reports them.
+Exit codes: Ctrl+C is 130 for every command (`top`'s Ctrl+C key too); SIGTERM and SIGHUP are a
+requested stop, 0 for the services (`exporter`, `simulate`) as init systems and containers
+expect, and 128 + the signal's number (143, 129) for the interactive ones (`track`, `top`), as a
+shell reports them.
 """
 
 from __future__ import annotations
@@ -35,6 +35,16 @@ class Stopped(BaseException):
     def exit_status(self) -> int:
         """What a shell reports for a process the signal ended: 128 + its number."""
         return 128 + self.signum
+
+
+@contextlib.contextmanager
+def ctrl_c_is_a_stop() -> Iterator[None]:
+    """Ctrl+C inside is `Stopped(SIGINT)` (exit 130, quietly), after the `finally` blocks inside
+    ran, rather than a KeyboardInterrupt that click reports as `Aborted.`."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Stopped(signal.SIGINT) from None
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:

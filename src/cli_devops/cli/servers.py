@@ -6,6 +6,7 @@ import click
 
 from cli_devops.cli.options import CONNECTION, THRESHOLDS, GlobalValues, global_options
 from cli_devops.errors import CannotListen, ExitStatus
+from cli_devops.lifecycle import ctrl_c_is_a_stop
 from cli_devops.params import Number, Whole
 from cli_devops.settings import (
     DEFAULT_EXPORTER_LISTEN,
@@ -117,20 +118,21 @@ def simulate(
         raise click.UsageError("--workers above 1 needs Linux (SO_REUSEPORT)")
     env = make_environment(options)
     try:
-        serve(
-            host=host,
-            port=port,
-            fleet_size=fleet_size,
-            seed=seed,
-            reference=reference,
-            latency_ms=latency_ms,
-            out=env.stdout,
-            fail_rate=fail_rate,
-            slow_rate=slow_rate,
-            slow_ms=slow_ms,
-            chaos=chaos,
-            workers=workers or 1,
-        )
+        with ctrl_c_is_a_stop():  # exit 130
+            serve(
+                host=host,
+                port=port,
+                fleet_size=fleet_size,
+                seed=seed,
+                reference=reference,
+                latency_ms=latency_ms,
+                out=env.stdout,
+                fail_rate=fail_rate,
+                slow_rate=slow_rate,
+                slow_ms=slow_ms,
+                chaos=chaos,
+                workers=workers or 1,
+            )
     except OSError as err:
         raise CannotListen(f"{host}:{port}", err) from None
     return ExitStatus.OK

@@ -50,6 +50,7 @@ from cli_devops.exporter.web_config import (
     load_web_config,
 )
 from cli_devops.health import Thresholds
+from cli_devops.lifecycle import ctrl_c_is_a_stop
 from cli_devops.run_config import RunConfig
 from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
 from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_EXPORTER_PORT, ClientSettings
@@ -386,9 +387,8 @@ def run_exporter(
             f"(shard {exporter.shard}, CPX API {app.base_url}); press Ctrl+C to stop\n"
         )
         app.env.stdout.flush()
-        serve_until_stopped()
-    except KeyboardInterrupt:
-        pass
+        with ctrl_c_is_a_stop():  # exit 130
+            serve_until_stopped()
     finally:
         events.info("stopping")
         exporter.stop()

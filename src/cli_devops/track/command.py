@@ -26,6 +26,7 @@ from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.history import DEFAULT_HISTORY, TrackState
+from cli_devops.lifecycle import Stopped
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker, rfc3339
 from cli_devops.render import (
@@ -104,6 +105,8 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
             f"{incomplete} of {plural(state.polls, 'poll')} "
             f"{'was' if incomplete == 1 else 'were'} incomplete"
         )
+    if stopped_by is not None:
+        raise Stopped(stopped_by)  # 130 for Ctrl+C, 143 for SIGTERM, 129 for SIGHUP
     return ExitStatus.OK
 
 
@@ -121,8 +124,11 @@ def _run_until_interrupted(work: Coroutine[Any, Any, None]) -> int | None:
     """Run `work` until done or a stop signal; returns the signal that stopped it, if any."""
     stopped_by: list[int] = []
     # KeyboardInterrupt: Ctrl+C where no signal handler could be installed (Windows, threads).
-    with contextlib.suppress(KeyboardInterrupt, _ReaderGone):
-        asyncio.run(_until_interrupted(work, stopped_by))
+    try:
+        with contextlib.suppress(_ReaderGone):
+            asyncio.run(_until_interrupted(work, stopped_by))
+    except KeyboardInterrupt:
+        return signal.SIGINT
     return stopped_by[0] if stopped_by else None
 
 
