@@ -350,8 +350,8 @@ def run_exporter(
     shard: str = "0/1",
     web_config: str | None = None,
 ) -> ExitStatus:
-    """`cli_devops exporter`: serve until Ctrl+C, SIGTERM or SIGHUP (each a normal stop, exit
-    0; scrapes in flight are abandoned without an answer).
+    """`cli_devops exporter`: serve until SIGTERM or SIGHUP (a requested stop, exit 0) or
+    Ctrl+C (exit 130); scrapes in flight are abandoned without an answer.
 
     `web_config` is a web configuration file (TLS, basic auth), read and checked before serving.
     Events (listening, stopping, scrape failures and their cause) go to stderr, one line each.

@@ -185,7 +185,8 @@ def top(
     source: FleetSource | None = None,
     contexts: Sequence[tuple[str, RunConfig]] = (),
 ) -> ExitStatus:
-    """Run the console until `q` or Ctrl+C (exit 0)."""
+    """Run the console until `q` (exit 0), Ctrl+C (130), SIGTERM or SIGHUP (143, 129); the
+    terminal is restored and the recording closed each way."""
     env = app.env
     if not env.stdout_isatty:
         raise UsageError(NOT_A_TERMINAL)

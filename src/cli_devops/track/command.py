@@ -72,7 +72,8 @@ class Poll(NamedTuple):
 
 
 def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> ExitStatus:
-    """Poll until `options.count` polls are done or Ctrl+C; both end normally (exit 0).
+    """Poll until `options.count` polls are done (exit 0), `q`/Escape in the live view (0), or
+    a signal: Ctrl+C raises `Stopped` (130) after the summary, SIGTERM and SIGHUP too (143, 129).
 
     With `app.strict`, a run in which any poll failed or missed an instance raises
     IncompleteData at the end (exit 4), however it ended.
