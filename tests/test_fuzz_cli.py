@@ -23,6 +23,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )  # fmt: skip
 PROFILE = "fuzz-long" if os.environ.get("CLI_DEVOPS_FUZZ") == "long" else "fuzz-default"
+WHOLE_RUN = pytest.mark.timeout(0 if PROFILE == "fuzz-long" else 120)
+"""The long profile takes minutes per test: the suite's per-test timeout would cut it short."""
 
 DOCUMENTED_EXITS = {0, 1, 2, 3, 4, 74}
 SECRET = "s3cretTOKEN"
@@ -55,6 +57,7 @@ KEYS = st.sampled_from(
 
 
 @pytest.mark.slow
+@WHOLE_RUN
 @settings(settings.get_profile(PROFILE))
 @given(
     case=st.fixed_dictionaries({

@@ -19,7 +19,7 @@ from cli_devops.settings import ClientSettings
 from cli_devops.top.recording import read_recording
 
 from .hostile import HostileCpx, Reply, ips
-from .test_fuzz_cli import DOCUMENTED_EXITS, PROFILE
+from .test_fuzz_cli import DOCUMENTED_EXITS, PROFILE, WHOLE_RUN
 
 SECRET = "s3cretTOKEN"
 JSON = st.recursive(
@@ -60,6 +60,7 @@ def api() -> Iterator[HostileCpx]:
 
 
 @pytest.mark.slow
+@WHOLE_RUN
 @settings(settings.get_profile(PROFILE))
 @given(
     replies=st.lists(REPLY, min_size=4, max_size=4),
@@ -107,6 +108,7 @@ HEADERS = st.lists(
 
 
 @pytest.mark.slow
+@WHOLE_RUN
 @settings(settings.get_profile(PROFILE))
 @given(line=REQUEST_LINES, headers=HEADERS, finish=st.booleans())
 def test_any_request_to_the_exporter_is_answered_or_closed(exporter, line, headers, finish):
