@@ -43,15 +43,17 @@ def reason(err: OSError) -> str:
 
 
 class OutputFile:
-    """A data file or stream open for appending lines; `-` is stdout.
+    """A data file or stream open for appending lines; `-` is stdout when `dash_is_stdout`
+    (not for `top --record`, whose stdout is the console: there `-` is a file of that name).
 
     A FIFO is opened without blocking, so one that nobody reads is an error at once, not a hang.
     """
 
-    def __init__(self, path: str, *, what: str = "file") -> None:
-        self.name = "stdout" if path == "-" else path
+    def __init__(self, path: str, *, what: str = "file", dash_is_stdout: bool = True) -> None:
+        to_stdout = dash_is_stdout and path == "-"
+        self.name = "stdout" if to_stdout else path
         self.what = what
-        self._owned = path != "-"
+        self._owned = not to_stdout
         if not self._owned:
             self.fd = sys.stdout.fileno()
             return

@@ -82,7 +82,7 @@ def check_moment(recording: Recording, moment: datetime) -> None:
 
 def open_recorder(path: str) -> Recorder:
     """The recording's writer (`files.OutputFile`): a failed open or write is CannotWrite."""
-    return Recorder(OutputFile(path, what="recording"))
+    return Recorder(OutputFile(path, what="recording", dash_is_stdout=False))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from cli_devops import lifecycle
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.health import DEFAULT_MIN_HEALTHY
@@ -112,9 +113,8 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
 
 
 _HANGUP = getattr(signal, "SIGHUP", None)
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
+STOP_SIGNALS = (signal.SIGINT, *lifecycle.STOP_SIGNALS)
+"""Ctrl+C, and the stop signals every long-running command answers (`lifecycle`)."""
 
 
 class _ReaderGone(Exception):
