@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from cli_devops.errors import ApiUnreachable
+from cli_devops.redaction import redact
 from cli_devops.top.source import FleetReading
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ class PrometheusTopSource:
 
     @property
     def name(self) -> str:
-        return self.settings.client.base_url
+        return redact(self.settings.client.base_url)
 
     async def _open(self) -> PrometheusSource:
         from cli_devops.sources.prometheus import PrometheusSource

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from cli_devops.errors import ApiUnreachable
 from cli_devops.model import Instance
+from cli_devops.redaction import redact
 
 if TYPE_CHECKING:
     from cli_devops.client import CpxClient
@@ -55,7 +56,8 @@ class CpxSource:
 
     @property
     def name(self) -> str:
-        return self.settings.base_url
+        """The header's name of the source: its URL, redacted like every URL shown."""
+        return redact(self.settings.base_url)
 
     async def poll(self) -> FleetReading:
         from cli_devops.client import CpxClient
