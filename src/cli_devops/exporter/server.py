@@ -39,8 +39,8 @@ from cli_devops.exporter.collector import (
     scrape_deadline,
 )
 from cli_devops.exporter.events import EventLog
-from cli_devops.exporter.options import ServeOptions, parse_listen
 from cli_devops.exporter.listener import BoundedListener
+from cli_devops.exporter.options import ServeOptions, parse_listen
 from cli_devops.exporter.reader import ExporterStopping, FleetReader
 from cli_devops.exporter.web_config import (
     BasicAuth,
