@@ -72,8 +72,7 @@ def test_a_thousand_held_connections_do_not_starve_a_scrape(sim, half_request):
 def test_a_client_that_stops_sending_is_dropped_after_the_idle_timeout(sim):
     exporter = Exporter(ClientSettings(base_url=sim.url))
     with exporter:
-        assert exporter._server is not None
-        bound_listener(exporter._server.httpd, idle_timeout=0.5)
+        bound_listener(exporter._servers[0].httpd, idle_timeout=0.5)
         client = socket.create_connection(("127.0.0.1", exporter.port))
         client.sendall(b"GET /metrics HTTP/1.1\r\n")
         client.settimeout(30)

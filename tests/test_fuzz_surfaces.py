@@ -5,6 +5,7 @@ running exporter, and recording lines. The profile is that of `test_fuzz_cli.py`
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cli_devops.exporter.events import EventLog
 from cli_devops.exporter.listener import bound_listener
 from cli_devops.exporter.server import Exporter
 from cli_devops.settings import ClientSettings
@@ -81,13 +83,12 @@ def test_any_cpx_answer_keeps_the_contract(cli, api, replies, command):
 
 
 @pytest.fixture(scope="module")
-def exporter(api: HostileCpx) -> Iterator[tuple[Exporter, list[str]]]:
-    warnings: list[str] = []
-    server = Exporter(ClientSettings(base_url=api.url, retries=0), warn=warnings.append)
+def exporter(api: HostileCpx) -> Iterator[tuple[Exporter, io.StringIO]]:
+    log = io.StringIO()
+    server = Exporter(ClientSettings(base_url=api.url, retries=0), events=EventLog(log))
     with server:
-        assert server._server is not None
-        bound_listener(server._server.httpd, idle_timeout=0.5)  # type: ignore[arg-type]
-        yield server, warnings
+        bound_listener(server._servers[0].httpd, idle_timeout=0.5)  # type: ignore[arg-type]
+        yield server, log
 
 
 REQUEST_LINES = st.one_of(
@@ -112,7 +113,7 @@ HEADERS = st.lists(
 @settings(settings.get_profile(PROFILE))
 @given(line=REQUEST_LINES, headers=HEADERS, finish=st.booleans())
 def test_any_request_to_the_exporter_is_answered_or_closed(exporter, line, headers, finish):
-    server, warnings = exporter
+    server, log = exporter
     request = b"\r\n".join([line, *headers]) + (b"\r\n\r\n" if finish else b"")
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
         client.sendall(request)
@@ -121,7 +122,7 @@ def test_any_request_to_the_exporter_is_answered_or_closed(exporter, line, heade
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
         client.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert client.recv(12) == b"HTTP/1.1 200"
-    assert not any("Traceback" in warning for warning in warnings)
+    assert "Traceback" not in log.getvalue()
 
 
 @settings(settings.get_profile(PROFILE))
