@@ -46,7 +46,7 @@ COMMANDS = st.sampled_from(
 )  # fmt: skip
 TOML_VALUES = st.one_of(
     st.sampled_from(['nan', 'inf', '-inf', '1e300', '"nan"', '""', 'true', '[1]', '{a = 1}',
-                     '"http://u:' + SECRET + '@h:1"', '"-5s"', '1.5', '0', '"x"']),
+                     '"http://u:' + SECRET + '@h:1"', '"-5s"', '1.5', '0', '"x"', '"~0"']),
     st.integers(min_value=-(10**20), max_value=10**20).map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
 )  # fmt: skip

@@ -300,3 +300,15 @@ def test_an_instant_before_1970_is_refused_with_the_option_name(cli, moment):
     assert result.exit_code == 2, result.stderr
     assert result.stderr.startswith("cli_devops: error: --at: ")
     assert len(result.stderr.splitlines()) == 1
+
+
+# Found by the property tests: `~user` of a user that does not exist (pathlib raised RuntimeError).
+def test_a_home_of_no_user_is_one_usage_error(cli, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('current-context = "a"\n[contexts.a]\nca-cert = "~0"\n')
+    in_context = cli("--config", str(config), "--demo", "services")
+    named = cli("--config", "~no-such-user-9/config.toml", "--demo", "services")
+    for result in (in_context, named):
+        assert result.exit_code == 2, result.stderr
+        assert "no home directory for user" in result.stderr
+        assert len(result.stderr.splitlines()) == 1
