@@ -52,7 +52,7 @@ def test_config_view_never_shows_the_prometheus_token_or_a_url_password(tmp_path
     assert result.stdout == (
         "[contexts.a]\n"
         'prometheus-token = "<redacted>"\n'
-        'prometheus-url = "https://reader:<redacted>@127.0.0.1:9/prom"\n'
+        'prometheus-url = "https://<redacted>@127.0.0.1:9/prom"\n'
     )
     assert SECRET not in repr(config.load(path))
 

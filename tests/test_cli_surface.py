@@ -128,7 +128,7 @@ def test_simulate_command_serves_until_ctrl_c(cli):
         assert len(json.loads(result.stdout)) == 12
     finally:
         _, err = stop_process(child, timeout=30)
-    assert child.returncode == 0
+    assert child.returncode == 130  # Ctrl+C
     assert "Traceback" not in err
 
 

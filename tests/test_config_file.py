@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli_devops import config
+from cli_devops import config, config_edit
 from cli_devops.config import ConfigError
 
 SAMPLE = """\
@@ -161,9 +161,9 @@ def test_render_escapes_what_a_terminal_would_obey(tmp_path):
 
 def test_set_use_delete_round_trip_keeps_comments_other_keys_and_mode(tmp_path):
     path = write(tmp_path / "c.toml", SAMPLE, 0o640)
-    assert config.set_context(path, "qa", {"cp-url": "http://127.0.0.1:9", "retries": 1})
-    assert not config.set_context(path, "prod", {"cpu-threshold": 70, "strict": True})
-    config.use_context(path, "qa")
+    assert config_edit.set_context(path, "qa", {"cp-url": "http://127.0.0.1:9", "retries": 1})
+    assert not config_edit.set_context(path, "prod", {"cpu-threshold": 70, "strict": True})
+    config_edit.use_context(path, "qa")
     text = path.read_text()
     assert "# my environments" in text
     assert "# stricter in prod" in text
@@ -174,18 +174,19 @@ def test_set_use_delete_round_trip_keeps_comments_other_keys_and_mode(tmp_path):
     assert loaded.contexts["qa"].values == {"cp-url": "http://127.0.0.1:9", "retries": 1}
     assert loaded.contexts["prod"].values["strict"] is True
     assert loaded.contexts["staging"].values == {"cp-url": "staging-cpx:8080", "strict": True}
-    assert config.delete_context(path, "qa")
-    assert not config.delete_context(path, "staging")
+    assert config_edit.delete_context(path, "qa")
+    assert not config_edit.delete_context(path, "staging")
     loaded = config.load(path)
     assert loaded.current is None
     assert list(loaded.contexts) == ["prod"]
     assert "# my environments" in path.read_text()
-    assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]  # no temporary file left
+    # no temporary file left; the lock file stays, as a lock others may be waiting on must
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".c.toml.lock", "c.toml"]
 
 
 def test_a_new_file_is_private_and_its_directory_too(tmp_path):
     path = tmp_path / "cfg" / "cli_devops" / "config.toml"
-    config.set_context(path, "prod", {"cp-url": "h:1", "token": "t"})
+    config_edit.set_context(path, "prod", {"cp-url": "h:1", "token": "t"})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert config.load(path).contexts["prod"].values["token"] == "t"
@@ -194,7 +195,7 @@ def test_a_new_file_is_private_and_its_directory_too(tmp_path):
 def test_adding_a_token_to_a_file_others_can_read_is_refused(tmp_path):
     path = write(tmp_path / "c.toml", SAMPLE, 0o644)
     with pytest.raises(ConfigError, match=r"chmod 600"):
-        config.set_context(path, "prod", {"token": "t"})
+        config_edit.set_context(path, "prod", {"token": "t"})
     assert path.read_text() == SAMPLE
 
 
@@ -202,14 +203,14 @@ def test_writes_follow_a_symbolic_link(tmp_path):
     real = write(tmp_path / "dotfiles.toml", SAMPLE, 0o600)
     link = tmp_path / "config.toml"
     link.symlink_to(real)
-    config.use_context(link, "staging")
+    config_edit.use_context(link, "staging")
     assert link.is_symlink()
     assert config.load(real).current == "staging"
 
 
 def test_unknown_context_cannot_be_used_or_deleted(tmp_path):
     path = write(tmp_path / "c.toml", SAMPLE)
-    for write_op in (config.use_context, config.delete_context):
+    for write_op in (config_edit.use_context, config_edit.delete_context):
         with pytest.raises(
             ConfigError, match=r"no context named 'qa'.*known contexts: prod, staging"
         ):
@@ -220,7 +221,7 @@ def test_unknown_context_cannot_be_used_or_deleted(tmp_path):
 @pytest.mark.parametrize("name", ["", "-x", "a b", "x" * 65, "a\x1b", "a/b", "é"])
 def test_context_names_are_checked(tmp_path, name):
     with pytest.raises(ConfigError, match=r"invalid context name"):
-        config.set_context(tmp_path / "c.toml", name, {})
+        config_edit.set_context(tmp_path / "c.toml", name, {})
     assert not (tmp_path / "c.toml").exists()
 
 
@@ -251,5 +252,5 @@ _scalar = st.one_of(st.text(max_size=20), st.integers(-(2**63), 2**63 - 1), st.b
 def test_written_values_read_back_equal(tmp_path, values):
     path = tmp_path / "rt.toml"
     path.unlink(missing_ok=True)
-    config.set_context(path, "prod", values)
+    config_edit.set_context(path, "prod", values)
     assert config.load(path).contexts["prod"].values == values

@@ -532,9 +532,9 @@ def test_serve_reports_port_in_use(sim: SimulatorServer) -> None:
 def test_serve_announces_the_url_and_stops_on_ctrl_c() -> None:
     package_root = Path(cli_devops.__file__).resolve().parent.parent
     code = (
-        "import sys; from cli_devops.simulator import serve; "
+        "import sys; from cli_devops.simulator import serve\ntry:\n    "
         "serve(host='127.0.0.1', port=0, fleet_size=12, seed=42, reference=False, "
-        "latency_ms=0.0, out=sys.stdout); print('stopped')"
+        "latency_ms=0.0, out=sys.stdout)\nexcept KeyboardInterrupt:\n    print('stopped')"
     )
     child = subprocess.Popen(
         [sys.executable, "-c", code],

@@ -232,10 +232,10 @@ def test_clicking_a_header_sorts_by_that_column(sim):
     asyncio.run(scenario())
 
 
-def test_an_unwritable_recording_is_a_usage_error(sim, tmp_path):
-    from cli_devops.errors import UsageError
+def test_an_unwritable_recording_is_a_write_error(sim, tmp_path):
+    from cli_devops.errors import CannotWrite
 
-    with pytest.raises(UsageError, match=r"^cannot write the recording .*: No such file"):
+    with pytest.raises(CannotWrite, match=r"^cannot write the recording .*: No such file"):
         session(sim.url, record=str(tmp_path / "missing" / "night.jsonl"))
 
 

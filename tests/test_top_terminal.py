@@ -84,7 +84,7 @@ def test_ctrl_c_quits_from_a_service_screen_and_restores_the_terminal(sim):
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
-    assert child.exitstatus == 0
+    assert child.exitstatus == 130
     output = transcript.getvalue()
     assert "\x1b[?25h" in output[output.rindex("\x1b[?1049l") :]
     assert "Traceback" not in output

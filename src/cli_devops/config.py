@@ -7,7 +7,7 @@
     cpu-threshold = 85       # any global option, spelled as on the command line without dashes
 
 This module reads and checks the file's shape (tomllib, or tomli before Python 3.11) and writes
-it back keeping comments, other keys and the file mode (tomlkit, imported by the writes only).
+it back (`config_edit`).
 Which keys exist and what their values mean is the command-line layer's business: it knows the
 options, their types and their defaults, and reports a bad value through `Config.invalid`.
 """
@@ -22,17 +22,15 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 from cli_devops.errors import UsageError
+from cli_devops.redaction import REDACTED, redact
 
 APP_NAME = "cli_devops"
 FILE_NAME = "config.toml"
 MAX_FILE_SIZE = 1024 * 1024
 SECRET_KEYS = frozenset({"token", "prometheus-token"})
-REDACTED = "<redacted>"
-_URL_PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/?#@:]*:).*@", re.DOTALL)
-"""`scheme://user:` then the password up to the last `@` (a URL key's Basic auth)."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}")
 _TOML_POSITION = re.compile(r"\s*\(at line ([0-9]+), column [0-9]+\)$")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -52,16 +50,20 @@ def default_path(environ: Mapping[str, str]) -> Path:
 
 
 def shown(key: str, value: Scalar) -> Scalar:
-    """`value` as it may be printed: a secret key's value redacted, and a URL's password."""
+    """`value` as it may be printed: a secret key's value redacted, and any string's URL user
+    information and credentials (`redaction.redact`)."""
     if key in SECRET_KEYS:
         return REDACTED
-    if isinstance(value, str) and key.endswith("url"):
-        return _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
+    if isinstance(value, str):
+        return redact(value)
     return value
 
 
 def holds_secret(values: Mapping[str, Scalar]) -> bool:
-    return any(shown(key, value) != value for key, value in values.items())
+    return any(
+        key in SECRET_KEYS or (isinstance(value, str) and redact(value) != value)
+        for key, value in values.items()
+    )
 
 
 def check_name(name: str) -> str:
@@ -296,98 +298,3 @@ def _value(value: Scalar) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     return _string(value)
-
-
-# Writes: tomlkit keeps comments, key order and formatting of what they do not change.
-
-
-def set_context(path: Path, name: str, values: Mapping[str, Scalar]) -> bool:
-    """Create context `name` or update its keys with `values`; returns whether it was new."""
-    check_name(name)
-    document, mode = _read_document(path)
-    contexts = _contexts_table(document)
-    created = name not in contexts
-    if created:
-        import tomlkit
-
-        contexts[name] = tomlkit.table()
-    table = contexts[name]
-    for key, value in values.items():
-        table[key] = value
-    if mode is not None and holds_secret(values):
-        check_private(path, mode)
-    _write(path, document, mode)
-    return created
-
-
-def use_context(path: Path, name: str) -> None:
-    """Make `name` (which must exist) the current context."""
-    document, mode = _read_document(path)
-    contexts = _contexts_table(document)
-    if name not in contexts:
-        known = ", ".join(sorted(str(key) for key in contexts)) or "none"
-        raise ConfigError(f"no context named {name!r} in {path}; known contexts: {known}")
-    document["current-context"] = name
-    _write(path, document, mode)
-
-
-def delete_context(path: Path, name: str) -> bool:
-    """Remove context `name`; returns whether it was the current one (then unset)."""
-    document, mode = _read_document(path)
-    contexts = _contexts_table(document)
-    if name not in contexts:
-        known = ", ".join(sorted(str(key) for key in contexts)) or "none"
-        raise ConfigError(f"no context named {name!r} in {path}; known contexts: {known}")
-    del contexts[name]
-    was_current = bool(document.get("current-context") == name)
-    if was_current:
-        del document["current-context"]
-    _write(path, document, mode)
-    return was_current
-
-
-def _read_document(path: Path) -> tuple[Any, int | None]:
-    """The file as a tomlkit document (empty when missing), and its mode (None when missing).
-
-    The file is checked with `load` first, so a write never starts from a file a read refuses.
-    """
-    import tomlkit
-
-    config = load(path)
-    if not config.exists:
-        return tomlkit.document(), None
-    target = Path(os.path.realpath(path))
-    return tomlkit.parse(target.read_text(encoding="utf-8")), stat.S_IMODE(target.stat().st_mode)
-
-
-def _contexts_table(document: Any) -> Any:
-    import tomlkit
-
-    if "contexts" not in document:
-        document["contexts"] = tomlkit.table(is_super_table=True)
-    return document["contexts"]
-
-
-def _write(path: Path, document: Any, mode: int | None) -> None:
-    """Write atomically: a temporary file beside the target, then a rename over it.
-
-    The mode is kept (a new file is 0600, since it may come to hold a token). A symbolic link
-    (a dotfiles checkout) is followed, so the link stays and its target is replaced.
-    """
-    import tempfile
-
-    import tomlkit
-
-    target = Path(os.path.realpath(path))
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(tomlkit.dumps(document))
-            file.flush()
-            os.fsync(file.fileno())
-        Path(temporary).chmod(0o600 if mode is None else mode)
-        Path(temporary).replace(target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

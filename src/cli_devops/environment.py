@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TextIO
 
+from cli_devops.errors import CannotWrite
+from cli_devops.files import reason
+from cli_devops.redaction import redact
 from cli_devops.text import terminal_safe
 
 
@@ -59,9 +62,10 @@ class Environment:
     def warn(self, message: str) -> None:
         """A diagnostic line on stderr (never on stdout, which carries data).
 
-        Made terminal-safe here, since a message may quote what the API sent.
+        Made terminal-safe and redacted here, since a message may quote what the API sent or
+        a URL with credentials.
         """
-        line = f"cli_devops: {terminal_safe(message)}"
+        line = f"cli_devops: {terminal_safe(redact(message))}"
         if self._held is None:
             print(line, file=self.stderr)
             return
@@ -73,13 +77,18 @@ class Environment:
     def writing_data(self) -> Iterator[None]:
         """Write data to stdout and flush it. A reader that went away (`cmd | head -1`) ends
         the writing quietly, `stdout_closed` set, so the command still exits with the status
-        its result has (0, or 1 for flagged services), not with a broken-pipe error."""
+        its result has (0, or 1 for flagged services), not with a broken-pipe error. Any other
+        failure (a full disk, an I/O error) is CannotWrite, exit 74."""
         try:
             yield
             self.stdout.flush()
         except BrokenPipeError:
             self.stdout_closed = True
             _discard_output(self.stdout)
+        except OSError as err:
+            self.stdout_closed = True
+            _discard_output(self.stdout)
+            raise CannotWrite(f"cannot write to stdout: {reason(err)}") from None
 
     @contextlib.contextmanager
     def holding_warnings(self, keep: int = 1000) -> Iterator[None]:

@@ -20,6 +20,9 @@ class ExitStatus(IntEnum):
     API_UNREACHABLE = 3
     INCOMPLETE = 4
     INTERNAL_ERROR = 70
+    CANNOT_WRITE = 74
+    """sysexits' EX_IOERR: a file or stream the tool writes could not take the data (a full
+    disk, a FIFO nobody reads, an unwritable path); what was written before stays."""
     INTERRUPTED = 130
 
 
@@ -83,6 +86,12 @@ class IncompleteData(CliDevopsError):
     """--strict was given and at least one instance could not be read."""
 
     exit_status = ExitStatus.INCOMPLETE
+
+
+class CannotWrite(CliDevopsError):
+    """A file or stream could not be written; the message names it and says why."""
+
+    exit_status = ExitStatus.CANNOT_WRITE
 
 
 class PayloadError(ValueError):

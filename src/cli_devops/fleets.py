@@ -1,9 +1,9 @@
 """Every context at once: `status --all-contexts` and `unhealthy-services --all-contexts`.
 
-Each context's fleet is read concurrently (one thread each, with its own event loop, so one
-slow environment does not hold up the others' reads), its report gets a Context column, and a
-context that cannot be read is reported on stderr while the others are shown. The exit status
-is 3 only when no context could be read.
+Contexts are read by a bounded pool (CONTEXT_WORKERS threads, each read with its own event loop
+and its own deadline, so one slow environment does not hold up the others' reads), its report
+gets a Context column, and a context that cannot be read is reported on stderr while the
+others are shown. The exit status is 3 only when no context could be read.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from cli_devops.settings import DEFAULT_MIN_HEALTHY
 from cli_devops.text import plural
 
 CONTEXT_COLUMN = ReportColumn("context", "Context")
+CONTEXT_WORKERS = 8
+"""Contexts read at once: each read has its own connection pool and up to its concurrency in
+flight, so more threads would add load, file descriptors and memory, not speed."""
 DEFAULT_OUTPUT = Output()
 
 
@@ -49,7 +52,7 @@ def read_contexts(apps: Sequence[tuple[str, RunConfig]], env: Environment) -> li
             return ContextReading(name, None, err, app)
 
     quiet = [(name, dataclasses.replace(app, env=_buffered(app.env))) for name, app in apps]
-    with ThreadPoolExecutor(max_workers=max(1, len(quiet))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(CONTEXT_WORKERS, len(quiet)))) as pool:
         readings = list(pool.map(lambda pair: read(*pair), quiet))
     for reading in readings:
         held = reading.app.env.stderr

@@ -7,11 +7,13 @@ tests start them on port 0 and read the URL back. `simulate` and `exporter` both
 
 from __future__ import annotations
 
-import signal
 import socketserver
 import threading
 from collections.abc import Callable
-from types import FrameType
+
+from cli_devops.lifecycle import STOP_SIGNALS, stop_signals
+
+__all__ = ["STOP_SIGNALS", "BackgroundServer", "loopback_url", "serve_until_stopped"]
 
 
 def loopback_url(host: str, port: int, scheme: str = "http") -> str:
@@ -59,28 +61,10 @@ class BackgroundServer:
         self.httpd.server_close()
 
 
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-"""How service managers stop a server (SIGTERM), and a closed terminal (SIGHUP): both are a
-normal stop, not a crash."""
-
-
 def serve_until_stopped(running: Callable[[], bool] = lambda: True) -> None:
     """Block until SIGTERM or SIGHUP (only heard when called from the main thread) or
     `running()` turning False. Ctrl+C raises KeyboardInterrupt as usual."""
     stopped = threading.Event()
-    previous: dict[int, object] = {}
-    if threading.current_thread() is threading.main_thread():
-
-        def handle(_signum: int, _frame: FrameType | None) -> None:
-            stopped.set()
-
-        for number in STOP_SIGNALS:
-            previous[number] = signal.signal(number, handle)
-    try:
+    with stop_signals(lambda signum: stopped.set()):
         while not stopped.wait(0.5) and running():
             pass
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]

@@ -32,13 +32,14 @@ NOT_SETTABLE = frozenset({"config", "context", "debug", "at"})
 def get_contexts(options: GlobalValues) -> int:
     """List the contexts; the current one is marked with *."""
     from cli_devops.cli.contexts import config_path, read_config
+    from cli_devops.config import shown
 
     config = read_config(options["config"])
     rows = [
         (
             "*" if name == config.current else "",
             terminal_safe(name),
-            terminal_safe(str(config.contexts[name].values.get("cp-url", ""))),
+            terminal_safe(str(shown("cp-url", config.contexts[name].values.get("cp-url", "")))),
         )
         for name in sorted(config.contexts)
     ]
@@ -72,9 +73,9 @@ def current_context(options: GlobalValues) -> int:
 @global_options("config")
 def use_context(options: GlobalValues, name: str) -> int:
     """Make NAME the current context."""
-    from cli_devops import config
+    from cli_devops import config_edit
 
-    config.use_context(_path(options), name)
+    config_edit.use_context(_path(options), name)
     click.echo(f"Switched to context {terminal_safe(name)!r}.")
     return ExitStatus.OK
 
@@ -84,10 +85,10 @@ def use_context(options: GlobalValues, name: str) -> int:
 @global_options("config")
 def delete_context(options: GlobalValues, name: str) -> int:
     """Delete context NAME (and unset it as the current one)."""
-    from cli_devops import config
+    from cli_devops import config_edit
 
     path = _path(options)
-    was_current = config.delete_context(path, name)
+    was_current = config_edit.delete_context(path, name)
     click.echo(f"Deleted context {terminal_safe(name)!r} from {path}.")
     if was_current:
         click.echo("It was the current context; none is set now.", err=True)
@@ -134,7 +135,7 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
     A token is written only to a file readable by its owner alone (a new file is);
     `--token -` reads it from stdin, keeping it out of shell history.
     """
-    from cli_devops import config
+    from cli_devops import config, config_edit
 
     path = _path(options)
     values: dict[str, config.Scalar] = {}
@@ -149,11 +150,11 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         values[option.flag[2:]] = value
-    created = config.set_context(path, name, values)
+    created = config_edit.set_context(path, name, values)
     verb = "created" if created else "modified"
     click.echo(f"Context {terminal_safe(name)!r} {verb} in {path}.")
     if use:
-        config.use_context(path, name)
+        config_edit.use_context(path, name)
         click.echo(f"Switched to context {terminal_safe(name)!r}.")
     return ExitStatus.OK
 

@@ -15,7 +15,7 @@ from cli_devops.cli.options import (
     global_options,
     min_healthy_option,
 )
-from cli_devops.durations import Duration
+from cli_devops.params import Duration, Number, Whole
 from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_TOP_INTERVAL
 
 
@@ -23,7 +23,7 @@ from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_TOP_INTERVAL
 @click.option("--interval", type=Duration(0.1, min_open=False), default=DEFAULT_TOP_INTERVAL,
               show_default=True, metavar="DURATION",
               help="Time between polls (seconds, or 500ms, 2s).")  # fmt: skip
-@click.option("--history", type=click.IntRange(1, 1000), default=DEFAULT_HISTORY,
+@click.option("--history", type=Whole(1, 1000), default=DEFAULT_HISTORY,
               show_default=True, metavar="N",
               help="Samples kept per instance: sparklines and forecasts.")  # fmt: skip
 @min_healthy_option
@@ -31,7 +31,7 @@ from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_TOP_INTERVAL
               help="Append every poll to FILE (one JSON object per line).")  # fmt: skip
 @click.option("--replay", type=click.Path(dir_okay=False), metavar="FILE",
               help="Play a recording back instead of reading the API.")  # fmt: skip
-@click.option("--speed", type=click.FloatRange(min=0.01, max=1000), metavar="X",
+@click.option("--speed", type=Number(min=0.01, max=1000), metavar="X",
               help="Replay at X times the recorded pace [default: 1].")  # fmt: skip
 @click.option("--all-contexts", is_flag=True,
               help="Every context of the config file on one screen.")  # fmt: skip

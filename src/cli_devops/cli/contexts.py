@@ -17,7 +17,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from cli_devops.config import Config, Context, default_path, load
+from cli_devops.config import Config, ConfigError, Context, default_path, load
 
 NOT_IN_CONTEXTS = frozenset({"config", "context", "at"})
 """Global options that choose the context, so cannot be set by one, and `--at`, which is about
@@ -41,8 +41,18 @@ class Selected:
 def config_path(given: str | None) -> tuple[Path, bool]:
     """The config file to read, and whether it was named (then it must exist)."""
     if given:
-        return Path(given).expanduser(), True
+        return home_expanded(given, "config file"), True
     return default_path(os.environ), False
+
+
+def home_expanded(path: str, what: str) -> Path:
+    """`path` with a leading `~` or `~user` expanded; ConfigError when there is no such home
+    (`~nobody-here/x`), where pathlib raises RuntimeError."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        user = path[1:].split("/", 1)[0]
+        raise ConfigError(f"{what} {path!r}: no home directory for user {user!r}") from None
 
 
 def read_config(given: str | None) -> Config:
@@ -89,7 +99,10 @@ def convert(
         if isinstance(raw, bool):
             raise config.invalid(context, key, f"must be a {option.type.name}, not true/false")
         if key in PATH_KEYS and isinstance(raw, str):
-            raw = str(config.path.parent / Path(raw).expanduser())
+            try:
+                raw = str(config.path.parent / home_expanded(raw, "path"))
+            except ConfigError as err:
+                raise config.invalid(context, key, str(err)) from None
         strings = (click.types.StringParamType, click.Path)
         if isinstance(option.type, strings) and not isinstance(raw, str):
             raise config.invalid(context, key, "must be a string")

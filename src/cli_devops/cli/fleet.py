@@ -15,7 +15,7 @@ from cli_devops.cli.options import (
     min_healthy_option,
     output_options,
 )
-from cli_devops.durations import Duration
+from cli_devops.params import Duration, Whole
 from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_TRACK_INTERVAL
 
 
@@ -130,10 +130,10 @@ def unhealthy_services(
     metavar="DURATION",
     help="Time between polls (seconds, or 500ms, 2s, 1m).",
 )
-@click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N polls.")
+@click.option("--count", type=Whole(min=1), metavar="N", help="Stop after N polls.")
 @click.option(
     "--history",
-    type=click.IntRange(1, 1000),
+    type=Whole(1, 1000),
     default=DEFAULT_HISTORY,
     show_default=True,
     metavar="N",

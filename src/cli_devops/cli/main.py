@@ -28,6 +28,9 @@ from cli_devops.errors import (
     IncompleteData,
     SettingError,
 )
+from cli_devops.files import reason
+from cli_devops.lifecycle import Stopped
+from cli_devops.redaction import redact
 from cli_devops.text import terminal_safe
 
 
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     # cyclic collector's default pace (a pass every 700 allocations) cost 8% of a 10,000-instance
     # run. A process-wide policy, so it is set here, not in the library.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
+    _standard_streams_open()
     status = run(argv)
     # Nothing is left to collect: the interpreter's final full collection would still walk
     # every object of a large fleet (18 ms of a 10,000-instance run) before exiting.
@@ -98,13 +102,15 @@ def run(argv: list[str] | None = None) -> int:
         click.echo("Aborted.", err=True)
         return ExitStatus.INTERRUPTED
     except click.ClickException as err:
-        err.show()
+        _fail(_click_message(err))
         return ExitStatus.USAGE
     except CliDevopsError as err:
         _fail(_with_hint(err))
         return err.exit_status
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
+    except Stopped as stopped:
+        return stopped.exit_status
     except BrokenPipeError:
         _silence_stdout()
         return ExitStatus.OK
@@ -112,6 +118,10 @@ def run(argv: list[str] | None = None) -> int:
         if err.errno == errno.EPIPE:
             _silence_stdout()
             return ExitStatus.OK
+        if err.errno in _WRITE_ERRORS:  # a write to stdout outside a command's data block
+            _silence_stdout()
+            _fail(f"cannot write to stdout: {reason(err)}")
+            return ExitStatus.CANNOT_WRITE
         _fail(f"unexpected error: {type(err).__name__}: {err} (rerun with --debug for details)")
         return ExitStatus.INTERNAL_ERROR
     except Exception as err:  # the one catch-all: the user gets a line, not a traceback
@@ -151,13 +161,42 @@ def _with_hint(err: CliDevopsError) -> str:
     return message
 
 
+def _click_message(err: click.ClickException) -> str:
+    """A usage error of click's in the one error format, with where to read more."""
+    message = " ".join(err.format_message().split())
+    ctx = getattr(err, "ctx", None)
+    if isinstance(err, click.UsageError) and ctx is not None:
+        return f"{message} (see '{ctx.command_path} --help')"
+    return message
+
+
 def _fail(message: str) -> None:
     if RUN.debug:
         import traceback
 
         for line in traceback.format_exc().splitlines():  # it quotes URLs and answers too
-            click.echo(terminal_safe(line), err=True)
-    click.echo(f"cli_devops: error: {terminal_safe(message)}", err=True)
+            click.echo(terminal_safe(redact(line)), err=True)
+    click.echo(f"cli_devops: error: {terminal_safe(redact(message))}", err=True)
+
+
+_WRITE_ERRORS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EIO", "EDQUOT", "EFBIG") if hasattr(errno, name)
+)
+
+
+def _standard_streams_open() -> None:
+    """A standard stream the caller closed (`2>&-`) is pointed at /dev/null: its descriptor
+    would otherwise be reused by the next file or socket opened, and a diagnostic written into
+    it; and a closed stderr must not change the result."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 def _silence_stdout() -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from cli_devops.durations import Duration
+from cli_devops.params import Duration, Number, Whole
 from cli_devops.settings import (
     DEFAULT_MIN_HEALTHY,
     DEFAULT_QUERY_TIMEOUT,
@@ -45,7 +45,7 @@ RUN = RunState()
 GIVEN_BEFORE = "cli_devops.given_before_command"
 """Key in the group context's `meta`: the global options given before the command."""
 
-PERCENT = click.FloatRange(0, 100)
+PERCENT = Number(0, 100)
 OUTPUT_FORMATS = ("table", "json", "csv")
 
 
@@ -129,11 +129,11 @@ GLOBALS: tuple[GlobalOption, ...] = (
         "(seconds, or 500ms, 2s, 1m).",
     }),
     GlobalOption("--concurrency", {
-        "type": click.IntRange(min=1, max=1024), "default": None, "metavar": "N",
+        "type": Whole(min=1, max=1024), "default": None, "metavar": "N",
         "help": "Requests in flight at once [default: adapts to the API].",
     }),
     GlobalOption("--retries", {
-        "type": click.IntRange(0, 10), "default": DEFAULT_RETRIES, "show_default": True,
+        "type": Whole(0, 10), "default": DEFAULT_RETRIES, "show_default": True,
         "metavar": "N",
         "help": "Retries of a request that failed in a way that may pass (timeout, 5xx, 429, "
         "reset).",
@@ -324,7 +324,7 @@ def output_options(func: F) -> F:
 def min_healthy_option(func: F) -> F:
     return click.option(
         "--min-healthy",
-        type=click.IntRange(min=1),
+        type=Whole(min=1),
         default=DEFAULT_MIN_HEALTHY,
         show_default=True,
         help="A service with fewer healthy instances than this is flagged.",

@@ -6,6 +6,8 @@ import click
 
 from cli_devops.cli.options import CONNECTION, THRESHOLDS, GlobalValues, global_options
 from cli_devops.errors import CannotListen, ExitStatus
+from cli_devops.lifecycle import ctrl_c_is_a_stop
+from cli_devops.params import Number, Whole
 from cli_devops.settings import (
     DEFAULT_EXPORTER_LISTEN,
     DEFAULT_LOG_FORMAT,
@@ -24,7 +26,7 @@ from cli_devops.settings import (
                    f"Repeat it for several.  [default: {DEFAULT_EXPORTER_LISTEN}]")  # fmt: skip
 @click.option("--web.telemetry-path", "telemetry_path", default=DEFAULT_TELEMETRY_PATH,
               show_default=True, metavar="PATH", help="Path to serve the metrics on.")  # fmt: skip
-@click.option("--web.max-requests", "max_requests", type=click.IntRange(min=0),
+@click.option("--web.max-requests", "max_requests", type=Whole(min=0),
               default=DEFAULT_MAX_REQUESTS, show_default=True, metavar="N",
               help="Scrapes answered at once; more get 503. 0 for no limit.")  # fmt: skip
 @click.option("--web.disable-exporter-metrics", "no_exporter_metrics", is_flag=True,
@@ -71,17 +73,17 @@ def exporter(
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True)
-@click.option("--fleet", "fleet_size", type=click.IntRange(1, 1_000_000), default=150,
+@click.option("--port", type=Whole(0, 65535), default=8081, show_default=True)
+@click.option("--fleet", "fleet_size", type=Whole(1, 1_000_000), default=150,
               show_default=True, help="Number of instances.")  # fmt: skip
 @click.option("--seed", type=int, help="Seed for a reproducible fleet.")
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--latency-ms", type=Number(min=0, max=3_600_000), default=0.0, show_default=True,
               help="Delay every answer by this much.")  # fmt: skip
-@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, metavar="P",
+@click.option("--fail-rate", type=Number(0, 1), default=0.0, metavar="P",
               help="Share of requests answered 503 or with a dropped connection.")  # fmt: skip
-@click.option("--slow-rate", type=click.FloatRange(0, 1), default=0.0, metavar="P",
+@click.option("--slow-rate", type=Number(0, 1), default=0.0, metavar="P",
               help="Share of requests whose body stalls for --slow-ms.")  # fmt: skip
-@click.option("--slow-ms", type=click.FloatRange(min=0), default=10_000.0, show_default=True,
+@click.option("--slow-ms", type=Number(min=0, max=3_600_000), default=10_000.0, show_default=True,
               help="How long a slow answer stalls.")  # fmt: skip
 @click.option("--chaos", is_flag=True,
               help="A quarter of the instances answer malformed, oversize or malicious "
@@ -89,7 +91,7 @@ def exporter(
 @click.option("--reference", is_flag=True,
               help="Behave like the reference server: single-threaded HTTP/1.0, backlog 5, "
                    "its 150 instances, fresh random values per request.")  # fmt: skip
-@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+@click.option("--workers", type=Whole(min=1, max=256), metavar="N",
               help="Serve from N processes on the same port, to use N cores (Linux; "
                    "default 1; fault attempt counters are per process).")  # fmt: skip
 @global_options()
@@ -117,20 +119,21 @@ def simulate(
         raise click.UsageError("--workers above 1 needs Linux (SO_REUSEPORT)")
     env = make_environment(options)
     try:
-        serve(
-            host=host,
-            port=port,
-            fleet_size=fleet_size,
-            seed=seed,
-            reference=reference,
-            latency_ms=latency_ms,
-            out=env.stdout,
-            fail_rate=fail_rate,
-            slow_rate=slow_rate,
-            slow_ms=slow_ms,
-            chaos=chaos,
-            workers=workers or 1,
-        )
+        with ctrl_c_is_a_stop():  # exit 130
+            serve(
+                host=host,
+                port=port,
+                fleet_size=fleet_size,
+                seed=seed,
+                reference=reference,
+                latency_ms=latency_ms,
+                out=env.stdout,
+                fail_rate=fail_rate,
+                slow_rate=slow_rate,
+                slow_ms=slow_ms,
+                chaos=chaos,
+                workers=workers or 1,
+            )
     except OSError as err:
         raise CannotListen(f"{host}:{port}", err) from None
     return ExitStatus.OK

@@ -39,6 +39,7 @@ from cli_devops.exporter.collector import (
     scrape_deadline,
 )
 from cli_devops.exporter.events import EventLog
+from cli_devops.exporter.listener import BoundedListener
 from cli_devops.exporter.options import ServeOptions, parse_listen
 from cli_devops.exporter.reader import ExporterStopping, FleetReader
 from cli_devops.exporter.web_config import (
@@ -49,6 +50,7 @@ from cli_devops.exporter.web_config import (
     load_web_config,
 )
 from cli_devops.health import Thresholds
+from cli_devops.lifecycle import ctrl_c_is_a_stop
 from cli_devops.run_config import RunConfig, open_source
 from cli_devops.serving import BackgroundServer, loopback_url, serve_until_stopped
 from cli_devops.settings import DEFAULT_EXPORTER_LISTEN, DEFAULT_SHARD, ClientSettings
@@ -108,7 +110,7 @@ LANDING_PAGE = """<!DOCTYPE html>
 """
 
 
-class _Server(WebServerMixin, ThreadingHTTPServer):
+class _Server(BoundedListener, WebServerMixin, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], exporter: Exporter) -> None:
@@ -134,7 +136,26 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cli_devops-exporter"
     sys_version = ""
-    timeout = 120.0
+    default_request_version = "HTTP/1.0"
+    """A request line without a version (HTTP/0.9, or bytes that are no request) still gets a
+    status line before an error, not a bare HTML page."""
+
+    def handle_one_request(self) -> None:
+        server = self.server
+        assert isinstance(server, _Server)
+        try:
+            super().handle_one_request()
+        finally:
+            server.mark_busy(self.request, False)
+
+    def parse_request(self) -> bool:
+        """Headers read in full: from here the connection is busy, not idle."""
+        parsed = super().parse_request()
+        if parsed:
+            server = self.server
+            assert isinstance(server, _Server)
+            server.mark_busy(self.request, True)
+        return parsed
 
     def do_GET(self) -> None:
         server = self.server
@@ -330,8 +351,8 @@ def run_exporter(
     shard: str = DEFAULT_SHARD,
     web_config: str | None = None,
 ) -> ExitStatus:
-    """`cli_devops exporter`: serve until Ctrl+C, SIGTERM or SIGHUP (each a normal stop, exit
-    0; scrapes in flight are abandoned without an answer).
+    """`cli_devops exporter`: serve until SIGTERM or SIGHUP (a requested stop, exit 0) or
+    Ctrl+C (exit 130); scrapes in flight are abandoned without an answer.
 
     `web_config` is a web configuration file (TLS, basic auth), read and checked before serving.
     Events (listening, stopping, scrape failures and their cause) go to stderr, one line each.
@@ -368,9 +389,8 @@ def run_exporter(
             f"(shard {exporter.shard}, CPX API {source.name}); press Ctrl+C to stop\n"
         )
         app.env.stdout.flush()
-        serve_until_stopped()
-    except KeyboardInterrupt:
-        pass
+        with ctrl_c_is_a_stop():  # exit 130
+            serve_until_stopped()
     finally:
         events.info("stopping")
         exporter.stop()

@@ -28,7 +28,7 @@ import socket
 import ssl
 import stat
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -268,6 +268,7 @@ class BasicAuth:
         self._passed: dict[bytes, None] = {}
         self._lock = threading.Lock()
         self._salt = hashlib.sha256(repr(sorted(self.users.items())).encode()).digest()
+        self._dummy = _dummy_hash(self.users.values())
 
     def check(self, header: str | None) -> bool:
         credentials = parse_basic(header)
@@ -281,7 +282,7 @@ class BasicAuth:
         import bcrypt
 
         name = user.decode("utf-8", "replace")
-        hashed = self.users.get(name, _DUMMY_HASH)
+        hashed = self.users.get(name, self._dummy)
         try:
             matched = bcrypt.checkpw(password, hashed)
         except ValueError:  # longer than bcrypt's 72 bytes, or a NUL byte
@@ -293,6 +294,18 @@ class BasicAuth:
                 self._passed.pop(next(iter(self._passed)))
             self._passed[digest] = None
         return True
+
+
+def _dummy_hash(hashes: Iterable[bytes]) -> bytes:
+    """A hash to check an unknown user against, at the highest cost of the users' own, so a
+    wrong user name costs what a wrong password costs."""
+    costs = [int(hashed.split(b"$")[2]) for hashed in hashes if hashed.count(b"$") >= 3]
+    cost = max(costs, default=10)
+    if cost == 10:
+        return _DUMMY_HASH
+    import bcrypt
+
+    return bcrypt.hashpw(b"unknown user", bcrypt.gensalt(rounds=cost))
 
 
 def parse_basic(header: str | None) -> tuple[bytes, bytes] | None:
@@ -320,7 +333,8 @@ def authorized(handler: BaseHTTPRequestHandler, auth: BasicAuth | None) -> bool:
     handler.send_header("Content-Type", "text/plain; charset=utf-8")
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
-    handler.wfile.write(body)
+    if handler.command != "HEAD":
+        handler.wfile.write(body)
     return False
 
 

@@ -42,9 +42,10 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
 ) -> None:
     """Run a server until Ctrl+C: the blocking core of ``cli_devops simulate``.
 
-    Writes one line to ``out`` saying where it listens, then waits; KeyboardInterrupt (or
-    SIGTERM once it listens, when called from the main thread) stops the server cleanly and
-    returns. With ``workers`` above 1 the simulator is served by that many processes
+    Writes one line to ``out`` saying where it listens, then waits; SIGTERM or SIGHUP (once
+    it listens, when called from the main thread) stops the server cleanly and returns;
+    KeyboardInterrupt stops it cleanly and is raised on (Ctrl+C is exit 130). With
+    ``workers`` above 1 the simulator is served by that many processes
     (:class:`SimulatorWorkers`; fault attempt counters are then per worker). With ``reference``
     the fixed reference fleet is served, so ``fleet_size``, ``seed``, ``latency_ms`` and the
     faults do not apply (and ``workers`` must be 1). The faults are the :class:`Faults` plan
@@ -88,7 +89,5 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
         out.write(line + "\n")
         out.flush()
         serve_until_stopped(lambda: server.wait(0))
-    except KeyboardInterrupt:
-        pass
     finally:
         server.stop()

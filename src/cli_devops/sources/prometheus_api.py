@@ -55,7 +55,8 @@ INSTANCE_LABELS = frozenset(("__name__", "ip", "cpx_service"))
 
 
 class Range(NamedTuple):
-    """One series of a range vector (a matrix): its labels and its points in time order."""
+    """One series of a range vector (a matrix): its labels and its points in time order (at
+    least one: `parse_matrix` drops a series without samples)."""
 
     labels: Labels
     points: list[tuple[float, float]]
@@ -111,7 +112,9 @@ def parse_matrix(body: bytes) -> list[Range]:
         points = [_point(point) for point in values]
         if any(later[0] <= earlier[0] for earlier, later in zip(points, points[1:])):
             raise PayloadError("a result's values are not in time order")
-        series.append(Range(_labels(entry.get("metric")), points))
+        labels = _labels(entry.get("metric"))
+        if points:  # a series with no samples says nothing: past here every Range has one
+            series.append(Range(labels, points))
     return series
 
 

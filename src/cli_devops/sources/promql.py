@@ -12,12 +12,12 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlsplit
 
 from cli_devops.errors import UsageError
+from cli_devops.redaction import redact
 
 _MATCHER = re.compile(
     r"\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"
     r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)\s*"""
 )
-_PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/?#@:]*:).*@", re.DOTALL)
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -28,14 +28,14 @@ def prometheus_url(raw: str) -> tuple[str, str | None]:
     text = raw.strip()
     if "://" not in text:
         text = "http://" + text
-    shown = _without_password(raw)
+    shown = redact(text)
     if not text.isprintable():
         raise UsageError(f"invalid URL {shown!r}: it has control characters")
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as err:
-        reason = "expected http://HOST:PORT" if shown != raw else str(err)
+        reason = "expected http://HOST:PORT" if shown != text else str(err)
         raise UsageError(f"invalid URL {shown!r}: {reason}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"invalid URL {shown!r}: expected http://HOST:PORT")
@@ -48,12 +48,6 @@ def prometheus_url(raw: str) -> tuple[str, str | None]:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         basic = base64.b64encode(pair.encode()).decode()
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}", basic
-
-
-def _without_password(raw: str) -> str:
-    """`raw` as an error may repeat it: everything between `user:` and the last `@` hidden (a
-    password with a `/` in it would otherwise reach the message as a port)."""
-    return _PASSWORD.sub(r"\1<redacted>@", raw)
 
 
 def check_selector(text: str) -> str:
@@ -104,7 +98,7 @@ def with_matcher(selector: str, name: str, value: str) -> str:
 def parse_moment(text: str, now: float) -> float:
     """A moment as Unix seconds: RFC 3339 (`2026-12-04T17:00:00Z`, an offset instead of Z), or
     relative to `now`: `-90s`, `-5m`, `5m ago`, `1h30m ago` (units ms, s, m, h, d, w). A moment
-    after `now` is refused."""
+    after `now` or before 1970 is refused."""
     stripped = text.strip()
     relative = None
     if stripped.startswith("-"):
@@ -115,7 +109,7 @@ def parse_moment(text: str, now: float) -> float:
         seconds = _duration(relative)
         if seconds is None:
             raise UsageError(f"invalid time {text!r}: expected a duration like -5m or '5m ago'")
-        return now - seconds
+        return _in_range(text, now - seconds)
     try:
         moment = datetime.fromisoformat(stripped.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -126,7 +120,17 @@ def parse_moment(text: str, now: float) -> float:
         )
     if moment.timestamp() > now + 1:
         raise UsageError(f"time {text!r} is in the future; Prometheus only knows the past")
-    return moment.timestamp()
+    return _in_range(text, moment.timestamp())
+
+
+def _in_range(text: str, moment: float) -> float:
+    """`moment`, if it can be shown and sent: from 1970 on (a relative time of a million weeks
+    came to a date no calendar type holds)."""
+    if not moment >= 0:
+        raise UsageError(
+            f"time {text!r} is before 1970-01-01T00:00:00Z; Prometheus has no data then"
+        )
+    return moment
 
 
 def rfc3339(moment: float) -> str:

@@ -6,6 +6,7 @@ the app keeps the latest and asks the screen on top to lay it out.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from datetime import datetime
 from typing import ClassVar, Protocol
@@ -69,7 +70,7 @@ class TopApp(App[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", priority=True, show=False),
+        Binding("ctrl+c", "interrupt", "Quit", priority=True, show=False),
         Binding("question_mark", "help", "Help"),
         Binding("p", "pause", "Pause"),
         Binding("r", "poll_now", "Poll now"),
@@ -103,6 +104,7 @@ class TopApp(App[None]):
         self.latest: Frame | None = None
         self.paused = False
         self.failure: BaseException | None = None
+        self.stopped_by: int | None = None
         self.feed: Feed | None = None
 
     # Called from the feed's thread.
@@ -117,6 +119,13 @@ class TopApp(App[None]):
 
     def on_said(self, message: Said) -> None:
         self.notify(message.text, severity="warning", timeout=4)
+
+    # Called from a signal handler, on the main thread where the app's loop runs.
+    def stop_by_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: leave as `q` does (the terminal restored), then exit 128 + n."""
+        if self.stopped_by is None:
+            self.stopped_by = signum
+            self.call_next(self.exit)
 
     def on_mount(self) -> None:
         self.push_screen(FleetScreen())
@@ -162,6 +171,11 @@ class TopApp(App[None]):
     async def action_quit(self) -> None:
         self._stop_feed()
         self.exit()
+
+    async def action_interrupt(self) -> None:
+        """Ctrl+C: quit as `q` does, with Ctrl+C's exit status (130)."""
+        self.stopped_by = signal.SIGINT
+        await self.action_quit()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

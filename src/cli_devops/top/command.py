@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli_devops.errors import ExitStatus, UsageError
+from cli_devops.files import OutputFile
+from cli_devops.lifecycle import Stopped, stop_signals
 from cli_devops.polling import rfc3339
 from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_MIN_HEALTHY, DEFAULT_TOP_INTERVAL
 from cli_devops.top.recording import Recorder, Recording, bounded_lines, read_recording
@@ -78,10 +80,8 @@ def check_moment(recording: Recording, moment: datetime) -> None:
 
 
 def open_recorder(path: str) -> Recorder:
-    try:
-        return Recorder(Path(path).open("a", encoding="utf-8"))
-    except OSError as err:
-        raise UsageError(f"cannot write the recording {path}: {err.strerror or err}") from None
+    """The recording's writer (`files.OutputFile`): a failed open or write is CannotWrite."""
+    return Recorder(OutputFile(path, what="recording", dash_is_stdout=False))
 
 
 @dataclass
@@ -181,7 +181,8 @@ def top(
     source: FleetSource | None = None,
     contexts: Sequence[tuple[str, RunConfig]] = (),
 ) -> ExitStatus:
-    """Run the console until `q` or Ctrl+C (exit 0)."""
+    """Run the console until `q` (exit 0), Ctrl+C (130), SIGTERM or SIGHUP (143, 129); the
+    terminal is restored and the recording closed each way."""
     env = app.env
     if not env.stdout_isatty:
         raise UsageError(NOT_A_TERMINAL)
@@ -189,7 +190,7 @@ def top(
         raise UsageError(STDERR_NOT_A_TERMINAL)
     session = prepare(app, options, source, contexts)
     try:
-        with env.holding_warnings():
+        with env.holding_warnings(), stop_signals(session.console.stop_by_signal):
             if session.recording is not None and session.recording.skipped:
                 env.warn(skipped_warning(session.recording.skipped))
             session.console.run()
@@ -197,6 +198,8 @@ def top(
         session.close()
     if session.console.failure is not None:
         raise session.console.failure
+    if session.console.stopped_by is not None:
+        raise Stopped(session.console.stopped_by)
     return ExitStatus.OK
 
 

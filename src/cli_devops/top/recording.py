@@ -16,9 +16,10 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 from cli_devops.errors import PayloadError
+from cli_devops.files import OutputFile
 from cli_devops.model import Instance, parse_percent, parse_service
 from cli_devops.polling import rfc3339
 from cli_devops.top.source import FleetReading
@@ -52,17 +53,17 @@ def encode(reading: FleetReading) -> str:
 
 
 class Recorder:
-    """Appends each poll to an open text file and flushes it, so a crash loses one poll at most."""
+    """Appends each poll to the recording as one unbuffered write, so a crash loses one poll at
+    most and a full disk is a CannotWrite at the poll that did not fit."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def __init__(self, output: OutputFile) -> None:
+        self.output = output
 
     def write(self, reading: FleetReading) -> None:
-        self.stream.write(encode(reading) + "\n")
-        self.stream.flush()
+        self.output.write_line(encode(reading))
 
     def close(self) -> None:
-        self.stream.close()
+        self.output.close()
 
 
 @dataclass(frozen=True)

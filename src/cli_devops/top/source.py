@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from cli_devops.errors import ApiUnreachable
 from cli_devops.model import Instance
+from cli_devops.redaction import redact
 
 if TYPE_CHECKING:
     from cli_devops.sources.base import FleetSource
@@ -38,7 +39,8 @@ class SourcePolls:
 
     @property
     def name(self) -> str:
-        return self.source.name
+        """The header's name of the source: its URL, redacted like every URL shown."""
+        return redact(self.source.name)
 
     @property
     def keeps_history(self) -> bool:

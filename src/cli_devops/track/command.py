@@ -22,9 +22,11 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from cli_devops import lifecycle
 from cli_devops.environment import Environment
 from cli_devops.errors import ApiUnreachable, ExitStatus, IncompleteData
 from cli_devops.history import TrackState
+from cli_devops.lifecycle import Stopped
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker, rfc3339
 from cli_devops.render import OutputFormat, RecordWriter, make_console, supports_unicode
@@ -67,7 +69,8 @@ class Poll(NamedTuple):
 
 
 def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> ExitStatus:
-    """Poll until `options.count` polls are done or Ctrl+C; both end normally (exit 0).
+    """Poll until `options.count` polls are done (exit 0), `q`/Escape in the live view (0), or
+    a signal: Ctrl+C raises `Stopped` (130) after the summary, SIGTERM and SIGHUP too (143, 129).
 
     With `app.strict`, a run in which any poll failed or missed an instance raises
     IncompleteData at the end (exit 4), however it ended.
@@ -101,13 +104,14 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
             f"{incomplete} of {plural(state.polls, 'poll')} "
             f"{'was' if incomplete == 1 else 'were'} incomplete"
         )
+    if stopped_by is not None:
+        raise Stopped(stopped_by)  # 130 for Ctrl+C, 143 for SIGTERM, 129 for SIGHUP
     return ExitStatus.OK
 
 
 _HANGUP = getattr(signal, "SIGHUP", None)
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
+STOP_SIGNALS = (signal.SIGINT, *lifecycle.STOP_SIGNALS)
+"""Ctrl+C, and the stop signals every long-running command answers (`lifecycle`)."""
 
 
 class _ReaderGone(Exception):
@@ -118,8 +122,11 @@ def _run_until_interrupted(work: Coroutine[Any, Any, None]) -> int | None:
     """Run `work` until done or a stop signal; returns the signal that stopped it, if any."""
     stopped_by: list[int] = []
     # KeyboardInterrupt: Ctrl+C where no signal handler could be installed (Windows, threads).
-    with contextlib.suppress(KeyboardInterrupt, _ReaderGone):
-        asyncio.run(_until_interrupted(work, stopped_by))
+    try:
+        with contextlib.suppress(_ReaderGone):
+            asyncio.run(_until_interrupted(work, stopped_by))
+    except KeyboardInterrupt:
+        return signal.SIGINT
     return stopped_by[0] if stopped_by else None
 
 

@@ -25,6 +25,7 @@ from cli_devops.history import (
     sparkline,
 )
 from cli_devops.polling import age
+from cli_devops.redaction import redact
 from cli_devops.render import STATUS_STYLES
 from cli_devops.text import plural, terminal_safe
 
@@ -203,7 +204,7 @@ def _title(state: TrackState, unicode: bool) -> Text:
     text.append(f"{dot}poll {state.polls}")
     if state.last_moment is not None:
         text.append(f" at {state.last_moment.astimezone().strftime('%H:%M:%S')}")
-    text.append(f"{dot}every {state.interval:g}s{dot}{state.base_url}")
+    text.append(f"{dot}every {state.interval:g}s{dot}{redact(state.base_url)}")
     return text
 
 

@@ -1,0 +1,76 @@
+"""One lifecycle for every long-running command (`track`, `top`, `exporter`, `simulate`).
+
+SIGTERM (a service manager, `docker stop`, `kill`) and SIGHUP (the terminal closed) become a
+`Stopped` exception raised in the main thread, as Ctrl+C becomes KeyboardInterrupt, so the same
+`finally` blocks run for all three: the terminal restored, files flushed and closed, listeners
+closed. `Stopped` derives from BaseException, so no `except Exception` swallows it.
+
+Exit codes: Ctrl+C is 130 for every command (`top`'s Ctrl+C key too); SIGTERM and SIGHUP are a
+requested stop, 0 for the services (`exporter`, `simulate`) as init systems and containers
+expect, and 128 + the signal's number (143, 129) for the interactive ones (`track`, `top`), as a
+shell reports them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class Stopped(BaseException):
+    """The process was asked to stop by `signum` (SIGTERM or SIGHUP)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        """What a shell reports for a process the signal ended: 128 + its number."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def ctrl_c_is_a_stop() -> Iterator[None]:
+    """Ctrl+C inside is `Stopped(SIGINT)` (exit 130, quietly), after the `finally` blocks inside
+    ran, rather than a KeyboardInterrupt that click reports as `Aborted.`."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Stopped(signal.SIGINT) from None
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_signals(on_stop: Callable[[int], None] | None = None) -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP call `on_stop(signum)`, or raise `Stopped` when no
+    `on_stop` is given. Only the main thread can hear signals; elsewhere this does nothing.
+    The previous handlers are put back on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, object] = {}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if on_stop is None:
+            _raise(signum, frame)
+        else:
+            on_stop(signum)
+
+    try:
+        for number in STOP_SIGNALS:
+            previous[number] = signal.signal(number, handle)
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
