@@ -1,3 +1,3 @@
-from cli_devops.cli import main
+from cli_devops.launch import main
 
 main()
