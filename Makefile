@@ -21,7 +21,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -n $(WORKERS) -m "not slow and not system"
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --upgrade-deps $(VENV)
 	$(VENV)/bin/pip install -e '.[test]'
 	touch $@
 

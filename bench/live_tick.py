@@ -16,8 +16,9 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from cli_devops.live import build_view
 from rich.console import Console
 
 from cli_devops.history import TrackState
@@ -26,7 +27,7 @@ from cli_devops.track.live import build_view
 
 WIDTH, HEIGHT = 80, 40
 POLLS = 30
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def tracked(size: int) -> TrackState:

@@ -45,7 +45,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -472,7 +472,7 @@ def case_live_view(sizes: Sizes, cli: list[str]) -> list[Row]:
 
 def machine() -> str:
     return (
-        f"{datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores "
+        f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}"
     )

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,7 +192,7 @@ def cpu(seconds: float, *runs: list[str]) -> dict[str, Any]:
         started = time.monotonic()
         last = _read_screens(children, seconds)
         wall = time.monotonic() - started
-        used = [cpu_seconds(child.pid) - was for child, was in zip(children, before)]
+        used = [cpu_seconds(child.pid) - was for child, was in zip(children, before, strict=False)]
         peaks = [status_kib(child.pid, "VmHWM") / 1024 for child in children]
         for child in children:
             child.send("q")
@@ -202,9 +202,9 @@ def cpu(seconds: float, *runs: list[str]) -> dict[str, Any]:
         for child in children:
             child.close(force=True)
     return {"core_share": [spent / wall for spent in used], "seconds": wall,
-            "reads": [end - start for start, end in zip(first, last)],
+            "reads": [end - start for start, end in zip(first, last, strict=False)],
             "cpu_per_read": [spent / max(end - start, 1)
-                             for spent, start, end in zip(used, first, last)],
+                             for spent, start, end in zip(used, first, last, strict=False)],
             "peak_rss_mib": peaks, "exit": [child.exitstatus for child in children]}  # fmt: skip
 
 
@@ -221,13 +221,13 @@ def memory(size: int, polls: int, history: int = 30) -> dict[str, Any]:
     state = FleetState(
         "bench", interval=INTERVAL, thresholds=Thresholds(), min_healthy=2, history=history
     )
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     rss: dict[int, float] = {}
     apply_ms = []
     for poll in range(1, polls + 1):
         members = [
             Instance(ip, service, float(rng.randint(0, 100)), float(rng.randint(0, 100)))
-            for ip, service in zip(ips, owner)
+            for ip, service in zip(ips, owner, strict=False)
         ]
         began = time.perf_counter()
         moment = start + timedelta(seconds=poll * INTERVAL)

@@ -5,6 +5,7 @@ on loopback (the reference-like one that closes every connection, and the keep-a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -132,7 +133,7 @@ def test_rising_latency_ends_slow_start_and_shrinks_but_not_below_the_floor() ->
     # Growth goes on until the round trip is judged (as TCP's slow start overshoots), then
     # it only shrinks.
     assert 64 < limits[0] <= 128
-    assert all(later <= earlier for earlier, later in zip(limits, limits[1:]))
+    assert all(later <= earlier for earlier, later in itertools.pairwise(limits))
     assert limits[-1] == LATENCY_FLOOR
     # Flat again: grows additively now (slow start is over), not by doubling.
     round_trip(limiter, clock, 0.020)

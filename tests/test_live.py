@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console
@@ -19,7 +19,7 @@ from cli_devops.history import (
 from cli_devops.model import Instance
 from cli_devops.track.live import build_summary, build_view, summary_title
 
-START = datetime(2026, 11, 28, 18, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 28, 18, 0, 0, tzinfo=UTC)
 
 
 def test_sparkline_scales_0_to_100_in_eight_levels():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from datetime import UTC
 
 import pytest
 from hypothesis import given
@@ -63,7 +64,7 @@ def test_rule_matches_its_definition(cpus: list[float], memories: list[float]):
     size = min(len(cpus), len(memories))
     fleet = [
         Instance(f"10.0.0.{n + 1}", "Api", cpu, memory)
-        for n, (cpu, memory) in enumerate(zip(cpus[:size], memories[:size]))
+        for n, (cpu, memory) in enumerate(zip(cpus[:size], memories[:size], strict=False))
     ]
     flagged = outliers(fleet)
     if size < 5:
@@ -73,7 +74,7 @@ def test_rule_matches_its_definition(cpus: list[float], memories: list[float]):
     for values in (cpus[:size], memories[:size]):
         median = statistics.median(values)
         mad = statistics.median(abs(v - median) for v in values)
-        for instance, value in zip(fleet, values):
+        for instance, value in zip(fleet, values, strict=False):
             distance = abs(value - median)
             if distance > 3.5 * 1.4826 * mad and distance >= 20:
                 expected.add(instance.ip)
@@ -131,7 +132,7 @@ def test_status_json_and_table_count_outliers(cli, planted_sim):
 
 def test_tracks_live_view_notes_the_outlier_as_top_does():
     import io
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from rich.console import Console
 
@@ -141,7 +142,7 @@ def test_tracks_live_view_notes_the_outlier_as_top_does():
     state = TrackState(service="Api", base_url="http://127.0.0.1:9", interval=3.0)
     members = service("Api", [*TIGHT, 90.0])
     state.begin_poll(0.0)
-    state.record(members, moment=datetime(2026, 1, 1, tzinfo=timezone.utc), clock=0.1)
+    state.record(members, moment=datetime(2026, 1, 1, tzinfo=UTC), clock=0.1)
     console = Console(file=io.StringIO(), width=120, height=30, color_system=None)
     console.print(build_view(state, now=1.0, width=120, height=30))
     lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]

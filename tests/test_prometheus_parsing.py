@@ -180,7 +180,7 @@ def scraped(target=TARGET, up=1.0, cpx_up=1.0, last=100.0):
 
 
 def states(*targets, at=100.0):
-    ups, cpx_ups = zip(*targets)
+    ups, cpx_ups = zip(*targets, strict=False)
     return target_states(list(ups), list(cpx_ups), at)
 
 

@@ -12,7 +12,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,6 +28,7 @@ from cli_devops.sources.prometheus import fetch_fleet
 
 from .scraping import GatedCpx, RunningPrometheus, free_port, query, running_prometheus
 from .test_track import ANSI, spawn_track, summary_lines
+import itertools
 
 
 def drift_free_fleet() -> Fleet:
@@ -270,7 +271,7 @@ def test_track_opens_with_the_history_window_filled(scraped, cli):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 5  # four past steps, one a second apart, then the poll
     times = [datetime.fromisoformat(r["time"].replace("Z", "+00:00")) for r in records]
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(times)]
     assert all(gap == pytest.approx(1, abs=0.01) for gap in gaps[:-1]), gaps
     assert 0 < gaps[-1] < 2, gaps
     expected = [ip for ip, i in scraped.fleet.instances.items() if i.service == "OddService"]
@@ -301,7 +302,7 @@ def test_at_reads_the_fleet_as_it_was_then(scraped, cli):
     # be up to a scrape (1 s) before the change itself.
     scraped.wait_for_history(3)
     before = cli("--prometheus-url", url, "services", "-o", "json")
-    moment = datetime.now(timezone.utc) - timedelta(seconds=2)
+    moment = datetime.now(UTC) - timedelta(seconds=2)
     ip = "10.0.9.2"
     original = scraped.fleet.instances[ip]
     scraped.fleet.instances[ip] = SimInstance("OddService", 1, 2)
@@ -312,7 +313,7 @@ def test_at_reads_the_fleet_as_it_was_then(scraped, cli):
         )
         then = moment.isoformat().replace("+00:00", "Z")
         assert cli("--prometheus-url", url, "--at", then, "services", "-o", "json") == before
-        seconds = (datetime.now(timezone.utc) - moment).total_seconds()
+        seconds = (datetime.now(UTC) - moment).total_seconds()
         relative = cli(
             "--prometheus-url", url, f"--at=-{seconds + 0.05:.3f}s", "services", "-o", "json"
         )
@@ -382,7 +383,7 @@ def test_top_opens_with_full_sparklines(scraped):
                        history=6)  # fmt: skip
     frames: list[object] = []
     crashes: list[BaseException] = []
-    source = SourcePolls(PrometheusSource(scraped.settings()), lambda: datetime.now(timezone.utc))
+    source = SourcePolls(PrometheusSource(scraped.settings()), lambda: datetime.now(UTC))
     feed = LiveFeed(source, state, frames.append, crashes.append, interval=1,
                     monotonic=time.monotonic)  # fmt: skip
     feed.start()
@@ -436,7 +437,7 @@ def test_top_at_opens_the_fleet_as_it_was_and_travels_through_prometheus(scraped
     from .test_top_terminal import ANSI, spawn_top
 
     scraped.wait_for_history(3)
-    moment = datetime.now(timezone.utc) - timedelta(seconds=2)  # see test_at_reads_the_fleet...
+    moment = datetime.now(UTC) - timedelta(seconds=2)  # see test_at_reads_the_fleet...
     ip = "10.0.9.1"
     original = scraped.fleet.instances[ip]
     scraped.fleet.instances[ip] = SimInstance("OddService", 97, 33.3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC
 
 import pytest
 
@@ -121,13 +122,13 @@ def test_every_context_on_one_screen_a_stuck_and_a_down_one_in_their_own_rows(si
 
 def test_joining_contexts_adds_their_totals_and_keys_services_by_context():
     def state(name: str, instances: list[tuple[str, str, float]]) -> ContextFeed:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from cli_devops.model import Instance
 
         fleet = FleetState(name, interval=1, thresholds=Thresholds(), min_healthy=1, history=5)
         reading = FleetReading(
-            datetime(2026, 12, 4, tzinfo=timezone.utc),
+            datetime(2026, 12, 4, tzinfo=UTC),
             [Instance(ip, service, cpu, 10.0) for ip, service, cpu in instances],
         )
         fleet.apply(reading, 1.0)
@@ -151,12 +152,12 @@ def test_joining_contexts_adds_their_totals_and_keys_services_by_context():
 
 
 def test_the_past_of_every_context_is_each_ones_latest_read_at_or_before_the_moment():
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from cli_devops.model import Instance
     from cli_devops.top.contexts import past
 
-    start = datetime(2026, 12, 4, 23, 59, tzinfo=timezone.utc)
+    start = datetime(2026, 12, 4, 23, 59, tzinfo=UTC)
 
     def context(name: str, minutes: list[int]) -> ContextFeed:
         fleet = FleetState(name, interval=60, thresholds=Thresholds(), min_healthy=1, history=5)

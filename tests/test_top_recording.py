@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -113,7 +113,7 @@ def test_a_truncated_recording_plays_what_it_can_and_says_so(tmp_path):
 
 
 def test_paused_replay_steps_back_and_on(tmp_path):
-    start = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
     path = tmp_path / "steps.jsonl"
     with path.open("w") as out:
         for n in range(5):
@@ -138,7 +138,7 @@ def test_paused_replay_steps_back_and_on(tmp_path):
 
 
 def test_a_failed_poll_is_recorded_and_replays_as_stale(tmp_path):
-    start = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
     path = tmp_path / "outage.jsonl"
     ok = FleetReading(start, [Instance("10.0.0.1", "Api", 10, 20)])
     failed = FleetReading(start + timedelta(seconds=30), [], "connection refused")
@@ -168,7 +168,7 @@ instances = st.builds(
 )
 readings = st.builds(
     FleetReading,
-    time=st.datetimes(timezones=st.just(timezone.utc)),
+    time=st.datetimes(timezones=st.just(UTC)),
     instances=st.lists(instances, max_size=5),
     error=st.one_of(st.none(), st.text(max_size=30)),
 )

@@ -7,7 +7,7 @@ and review the SVGs under tests/__snapshots__/.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from cli_devops.top.source import FleetReading
 from .top_helpers import session, until
 
 SIZE = (120, 30)
-START = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)
+START = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
 
 
 def planted_recording(path: Path) -> str:

@@ -4,7 +4,7 @@ polls of a live session, the moments `b` accepts, and the bound on what a live s
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from cli_devops.top.travel import KeptPolls, index_at, parse_when
 from .top_helpers import session, static_text, table_lines, until
 
 SIZE = (130, 30)
-START = datetime(2026, 12, 4, 23, 57, tzinfo=timezone.utc)
+START = datetime(2026, 12, 4, 23, 57, tzinfo=UTC)
 POLLS = 7
 """One a minute from 23:57 to 00:03 UTC: the recording spans midnight."""
 
@@ -192,7 +192,7 @@ def test_index_at_takes_the_latest_sample_at_or_before():
     assert index_at(times, 99.0) == 2
 
 
-ON_SCREEN = datetime(2026, 12, 5, 0, 1, 30, tzinfo=timezone.utc)
+ON_SCREEN = datetime(2026, 12, 5, 0, 1, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -202,8 +202,8 @@ ON_SCREEN = datetime(2026, 12, 5, 0, 1, 30, tzinfo=timezone.utc)
         ("5m ago", ON_SCREEN - timedelta(minutes=5)),
         ("+90s", ON_SCREEN + timedelta(seconds=90)),
         ("-1h30m", ON_SCREEN - timedelta(minutes=90)),
-        ("2026-12-04T23:59:00Z", datetime(2026, 12, 4, 23, 59, tzinfo=timezone.utc)),
-        ("2026-12-05T01:00:00+01:00", datetime(2026, 12, 5, 0, 0, tzinfo=timezone.utc)),
+        ("2026-12-04T23:59:00Z", datetime(2026, 12, 4, 23, 59, tzinfo=UTC)),
+        ("2026-12-05T01:00:00+01:00", datetime(2026, 12, 5, 0, 0, tzinfo=UTC)),
     ],
 )
 def test_b_accepts_durations_and_instants(text, expected):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from cli_devops.settings import DEFAULT_MIN_HEALTHY, DEFAULT_THRESHOLD
@@ -27,7 +27,7 @@ DISTANCE_DIGITS = 9
 """Decimal places a distance from the median is compared at (far below any reading's)."""
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     HEALTHY = "Healthy"
     UNHEALTHY = "Unhealthy"
     UNKNOWN = "Unknown"

@@ -48,7 +48,9 @@ def get_contexts(options: GlobalValues) -> int:
         return ExitStatus.OK
     widths = [max(len(title), *(len(row[i]) for row in rows)) for i, title in enumerate(TITLES)]
     for row in (TITLES, *rows):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
+        )
     return ExitStatus.OK
 
 

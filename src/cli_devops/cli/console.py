@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -73,7 +73,7 @@ def top(
         app = make_run_config(click.get_current_context(), options)
     if app.prometheus is not None and app.prometheus.at is not None:
         # The console opens at that moment and travels from there; its polls read the present.
-        at = at or datetime.fromtimestamp(app.prometheus.at, timezone.utc)
+        at = at or datetime.fromtimestamp(app.prometheus.at, UTC)
         app = dataclasses.replace(app, prometheus=dataclasses.replace(app.prometheus, at=None))
     top_options = TopOptions(
         interval=interval,

@@ -12,7 +12,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 BACKOFF_FIRST = 0.1
@@ -102,8 +102,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
-        return max(0.0, (moment - datetime.fromtimestamp(now, timezone.utc)).total_seconds())
+        return max(0.0, (moment - datetime.fromtimestamp(now, UTC)).total_seconds())
     except OverflowError:
         return None

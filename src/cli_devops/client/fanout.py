@@ -38,7 +38,7 @@ async def acquire_within(limiter: FixedLimiter, budget: ReadBudget) -> Ticket | 
         return None
     try:
         return await asyncio.wait_for(limiter.acquire(), remaining)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
 
 

@@ -211,7 +211,7 @@ class HttpSession:
                     retry_after = response.headers.get("Retry-After")
                     encoding = response.headers.get("Content-Encoding", "identity")
                     answer = b"" if location else await read_capped(response, cap)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if cut_by_deadline:
                     self.log(f"{method} {url} -> {budget.reason()}")
                     raise HttpFailure(budget.reason(), unanswered="deadline") from None

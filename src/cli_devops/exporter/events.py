@@ -22,7 +22,7 @@ from cli_devops.settings import LOG_LEVELS as LEVELS
 
 
 def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def timestamp(moment: datetime.datetime) -> str:

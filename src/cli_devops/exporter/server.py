@@ -322,7 +322,7 @@ class Exporter:
         self.port = servers[0].port
         self.urls = [
             loopback_url(host, server.port, self.web.scheme)
-            for (host, _), server in zip(self.options.addresses, servers)
+            for (host, _), server in zip(self.options.addresses, servers, strict=False)
         ]
         self.url = self.urls[0]
         for server in servers:
@@ -379,7 +379,7 @@ def run_exporter(
         raise CannotListen(address_text(host, port), err) from None
     path = exporter.options.telemetry_path
     places = []
-    for (host, _), url in zip(exporter.options.addresses, exporter.urls):
+    for (host, _), url in zip(exporter.options.addresses, exporter.urls, strict=False):
         port = urlsplit(url).port or 0
         places.append(where(host, port, url, path))
         events.info("listening", address=address_text(host, port), path=path)

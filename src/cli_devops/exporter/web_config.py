@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import os
 import re
-import socket
 import ssl
 import stat
 import threading
@@ -361,6 +360,6 @@ class WebServerMixin:
             try:
                 request.settimeout(HANDSHAKE_TIMEOUT)
                 request.do_handshake()
-            except (OSError, socket.timeout):
+            except (TimeoutError, OSError):
                 return
         super().finish_request(request, client_address)  # type: ignore[misc]

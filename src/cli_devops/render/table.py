@@ -71,7 +71,7 @@ def plain_table(
 
     def line(cells: Sequence[str]) -> str:
         parts = []
-        for index, (cell, column) in enumerate(zip(cells, columns)):
+        for index, (cell, column) in enumerate(zip(cells, columns, strict=False)):
             if column.numeric:
                 parts.append(cell.rjust(widths[index]))
             elif index == last:

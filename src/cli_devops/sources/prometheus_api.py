@@ -10,6 +10,7 @@ Whether a value makes sense (NaN, out of range) is for the caller to decide per 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -110,7 +111,7 @@ def parse_matrix(body: bytes) -> list[Range]:
         if not isinstance(values, list):
             raise PayloadError("a result's values are not a list")
         points = [_point(point) for point in values]
-        if any(later[0] <= earlier[0] for earlier, later in zip(points, points[1:])):
+        if any(later[0] <= earlier[0] for earlier, later in itertools.pairwise(points)):
             raise PayloadError("a result's values are not in time order")
         labels = _labels(entry.get("metric"))
         if points:  # a series with no samples says nothing: past here every Range has one

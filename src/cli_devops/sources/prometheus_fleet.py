@@ -24,6 +24,7 @@ from cli_devops.sources.prometheus_api import (
     Labels,
     Range,
 )
+import itertools
 
 SCRAPE_SUCCESS = "cpx_instance_scrape_success"
 CPU = "cpx_instance_cpu_usage_ratio"
@@ -53,7 +54,7 @@ def target_name(target: Labels) -> str:
 def _interval(points: Sequence[tuple[float, float]]) -> float | None:
     if len(points) < 2:
         return None
-    return statistics.median(later[0] - earlier[0] for earlier, later in zip(points, points[1:]))
+    return statistics.median(later[0] - earlier[0] for earlier, later in itertools.pairwise(points))
 
 
 def target_states(up: list[Range], cpx_up: list[Range], at: float) -> dict[Labels, str | None]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
 from cli_devops.errors import UsageError
@@ -134,7 +134,7 @@ def _in_range(text: str, moment: float) -> float:
 
 
 def rfc3339(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")[:-6] + "Z"
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")[:-6] + "Z"
 
 
 def _duration(text: str) -> float | None:

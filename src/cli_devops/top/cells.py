@@ -46,7 +46,9 @@ def trend_cell(values: Sequence[float | None], width: int, limit: float) -> Cell
     alarms = [False] * (width - len(recent)) + [v is not None and v > limit for v in recent]
     return [
         ("".join(char for char, _ in run), "red" if alarm else "cyan")
-        for alarm, run in itertools.groupby(zip(chars, alarms), key=lambda pair: pair[1])
+        for alarm, run in itertools.groupby(
+            zip(chars, alarms, strict=False), key=lambda pair: pair[1]
+        )
     ]
 
 

@@ -14,7 +14,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cli_devops.polling import Ticker, age
@@ -301,9 +301,9 @@ class ContextsFeed:
             context.reading_since = self.monotonic()
             try:
                 reading = await asyncio.wait_for(context.source.poll(), context.deadline)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 reading = FleetReading(
-                    datetime.now(timezone.utc), (), f"no answer within {context.deadline:g}s"
+                    datetime.now(UTC), (), f"no answer within {context.deadline:g}s"
                 )
             finally:
                 context.reading_since = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import queue
 import statistics
 import threading
@@ -268,7 +269,7 @@ class ReplayFeed:
     def interval_of(recording: Recording) -> float:
         """The recording's typical spacing between polls (for forecasts and the header)."""
         times = [reading.time.timestamp() for reading in recording.readings]
-        gaps = [later - earlier for earlier, later in zip(times, times[1:]) if later > earlier]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times) if later > earlier]
         return statistics.median(gaps) if gaps else 1.0
 
     def start(self) -> None:

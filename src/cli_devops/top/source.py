@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from cli_devops.errors import ApiUnreachable
@@ -104,4 +104,4 @@ def readings_at(at: float, instances: Sequence[Instance]) -> FleetReading:
 
 
 def _utc(at: float) -> datetime:
-    return datetime.fromtimestamp(at, timezone.utc)
+    return datetime.fromtimestamp(at, UTC)

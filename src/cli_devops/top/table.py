@@ -202,7 +202,7 @@ class RowTable(Widget, can_focus=True):
         if index == self.cursor and not self.has_focus:
             base = style("underline")
         segments: list[Segment] = []
-        for number, (column, size) in enumerate(zip(self.columns, self._widths)):
+        for number, (column, size) in enumerate(zip(self.columns, self._widths, strict=False)):
             if number:
                 segments.append(Segment(" ", base))
             segments.extend(self._cell(column.cell(row, size), size, column.right, base))
@@ -221,7 +221,7 @@ class RowTable(Widget, can_focus=True):
 
     def _header(self, width: int) -> Strip:
         segments: list[Segment] = []
-        for number, (column, size) in enumerate(zip(self.columns, self._widths)):
+        for number, (column, size) in enumerate(zip(self.columns, self._widths, strict=False)):
             if number:
                 segments.append(Segment(" "))
             title = column.title + ("▼" if number == self.sort_column else "")

@@ -14,7 +14,7 @@ import re
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cli_devops.durations import parse_duration
@@ -124,7 +124,7 @@ def pick(
 
 def describe(moment: float) -> str:
     """A moment as the header shows it, with its date when that is not today."""
-    local = datetime.fromtimestamp(moment, timezone.utc).astimezone()
+    local = datetime.fromtimestamp(moment, UTC).astimezone()
     if local.date() == datetime.now().astimezone().date():
         return local.strftime("%H:%M:%S")
     return local.strftime("%Y-%m-%d %H:%M:%S")
@@ -166,5 +166,5 @@ class KeptPolls:
         at, _, packed = self._kept[index]
         error, rows = json.loads(zlib.decompress(packed))
         return FleetReading(
-            datetime.fromtimestamp(at, timezone.utc), [Instance(*row) for row in rows], error
+            datetime.fromtimestamp(at, UTC), [Instance(*row) for row in rows], error
         )

@@ -18,7 +18,7 @@ import contextlib
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -236,7 +236,7 @@ async def _replay_history(
         return
     clock = app.env.monotonic()
     for at, members in steps:
-        past = datetime.fromtimestamp(at, timezone.utc)
+        past = datetime.fromtimestamp(at, UTC)
         state.record(members, moment=past, clock=clock - (now - at), past=True)
         sink.show(Poll(past, state.service, members, None))
 

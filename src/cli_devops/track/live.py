@@ -118,7 +118,7 @@ def build_view(
             )
     if note_width:
         table.add_column("Note", no_wrap=True, overflow=overflow, max_width=MAX_NOTE)
-    for track, status, flag in zip(tracks[:shown], statuses[:shown], notes):
+    for track, status, flag in zip(tracks[:shown], statuses[:shown], notes, strict=False):
         cells = _row(state, track, status, layout, levels)
         if note_width:
             cells.append(Text(flag, style="bold magenta"))
@@ -160,7 +160,7 @@ def _row(
     cells = [Text(track.ip, style=dim), Text(status, style=f"{STYLES.get(status, '')} {dim}")]
     limits = (state.thresholds.cpu, state.thresholds.memory)
     for series, value, limit in zip(
-        (track.cpu, track.memory), (track.latest.cpu, track.latest.memory), limits
+        (track.cpu, track.memory), (track.latest.cpu, track.latest.memory), limits, strict=False
     ):
         shown = None if track.gone else value
         number = "-" if shown is None else f"{shown:.0f}%"
@@ -184,7 +184,7 @@ def _spark_text(
     chars = sparkline(recent, width, levels=levels)
     alarms = [False] * (width - len(recent)) + [v is not None and v > limit for v in recent]
     text = Text()
-    for alarm, run in itertools.groupby(zip(chars, alarms), key=lambda pair: pair[1]):
+    for alarm, run in itertools.groupby(zip(chars, alarms, strict=False), key=lambda pair: pair[1]):
         text.append("".join(char for char, _ in run), style=f"{'red' if alarm else 'cyan'} {dim}")
     return text
 
