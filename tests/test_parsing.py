@@ -100,6 +100,38 @@ def test_parse_servers_accepts_exactly_what_ipaddress_accepts(entries):
     assert listing.ips == sorted(listing.ips, key=ip_sort_key)
 
 
+def _reference_listing(entries):
+    """What parse_servers must return, decided by the standard library one entry at a time."""
+    seen = {}
+    for entry in entries:
+        with contextlib.suppress(ValueError, TypeError):
+            seen.setdefault(ipaddress.ip_address(entry), entry)
+    ordered = sorted(seen, key=lambda address: (address.version, int(address)))
+    return [seen[address] for address in ordered]
+
+
+@given(st.lists(st.ip_addresses(v=4).map(str), max_size=40).flatmap(st.permutations))
+def test_parse_servers_of_plain_ipv4_orders_and_dedupes_like_ipaddress(entries):
+    """The listing of IPv4 addresses only (decided in C loops) agrees with the standard library."""
+    doubled = entries + entries[: len(entries) // 2]
+    listing = parse_servers(doubled)
+    assert listing.ips == _reference_listing(doubled)
+    assert (listing.skipped, listing.duplicates) == (0, len(doubled) - len(listing.ips))
+
+
+@given(st.lists(st.ip_addresses(v=4).map(str), min_size=1, max_size=6), dotted)
+@example(["10.0.0.1"], "1.2.3.4\n")
+@example(["10.0.0.1"], "1.2.3.4\x00")
+@example(["10.0.0.1"], "1.2.3.4 x")
+@example(["10.0.0.1"], "0x1.2.3.4")
+@example(["10.0.0.1"], "1.2.3")
+@example(["10.0.0.1"], "017.0.0.1")
+def test_one_odd_entry_among_plain_ipv4_is_decided_like_ipaddress(entries, odd):
+    listing = parse_servers([*entries, odd])
+    assert listing.ips == _reference_listing([*entries, odd])
+    assert listing.skipped + listing.duplicates + len(listing.ips) == len(entries) + 1
+
+
 def test_parse_servers_dedupes_equal_addresses():
     listing = parse_servers(["10.0.0.1", "2001:db8::1", "2001:DB8:0::1", "10.0.0.1", "host"])
     assert listing.ips == ["10.0.0.1", "2001:db8::1"]

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from cli_devops.errors import CannotWrite
@@ -25,6 +26,20 @@ from cli_devops.text import terminal_safe
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def process_started() -> float | None:
+    """When this process started, as a `time.monotonic()` value (Linux: from /proc, to the
+    clock tick), or None where that cannot be read."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # starttime: clock ticks after boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    if not 0 <= age < 3600:  # a clock that disagrees with /proc: trust neither
+        return None
+    return time.monotonic() - age
 
 
 @dataclass
@@ -39,14 +54,18 @@ class Environment:
     width: int = 100
     monotonic: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = _utc_now
+    started: float | None = None
+    """When the run began (a `time.monotonic()` value: the process's start for a command run
+    as a process), from which a one-shot command's deadline counts; None: from its read."""
     stdout_closed: bool = False
     """True once the reader of stdout went away (`| head`): data output then stops quietly."""
     _held: deque[str] | None = field(default=None, init=False, repr=False)
     _dropped: int = field(default=0, init=False, repr=False)
 
     @classmethod
-    def from_system(cls, *, no_color: bool = False) -> Environment:
-        """The real process environment; colour only on a terminal and never with NO_COLOR set."""
+    def from_system(cls, *, no_color: bool = False, started: float | None = None) -> Environment:
+        """The real process environment; colour only on a terminal and never with NO_COLOR set.
+        `started`: when the run began (see `process_started`)."""
         isatty = sys.stdout.isatty()
         size = shutil.get_terminal_size((100, 40))
         return cls(
@@ -57,6 +76,7 @@ class Environment:
             stderr_isatty=sys.stderr.isatty(),
             color=isatty and not no_color and not os.environ.get("NO_COLOR"),
             width=size.columns,
+            started=started,
         )
 
     def warn(self, message: str) -> None:

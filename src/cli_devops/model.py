@@ -7,10 +7,12 @@ reason a user can act on.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
 import re
+import socket
 from typing import NamedTuple
 
 from cli_devops.errors import PayloadError
@@ -21,6 +23,7 @@ MAX_DEPTH = 64
 MAX_PERCENT_TEXT = 64
 """Longest percentage string read ("61.5%" needs five characters; 10,000 digits need none)."""
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_BIG_ENDIAN = functools.partial(int.from_bytes, byteorder="big")
 
 
 class Instance(NamedTuple):
@@ -183,7 +186,10 @@ def parse_servers(payload: object) -> ServerList:
     """
     if not isinstance(payload, list):
         raise PayloadError("/servers did not answer a JSON list")
-    keyed: dict[tuple[int, int], str] = {}
+    plain = _plain_ipv4(payload)
+    if plain is not None:
+        return plain
+    keyed: dict[int, str] = {}
     skipped = duplicates = 0
     for entry in payload:
         if not isinstance(entry, str):
@@ -203,10 +209,29 @@ def parse_servers(payload: object) -> ServerList:
     return ServerList([keyed[key] for key in sorted(keyed)], skipped, duplicates)
 
 
-def _ipv4_order(entry: str) -> tuple[int, int] | None:
-    """`_order` of a plain dotted-quad IPv4 address (every CPX fleet's common case), three times
-    faster than `ipaddress`; None for anything else, which `ipaddress` then decides. Accepts
-    exactly what `ipaddress` accepts: four ASCII decimal octets up to 255, no leading zeros."""
+def _plain_ipv4(payload: list[object]) -> ServerList | None:
+    """`parse_servers` of a listing of dotted-quad IPv4 addresses only (every CPX fleet's common
+    case), in loops that run in C: a million entries in a fraction of a second. None when any
+    entry is something else (then each entry is decided on its own).
+
+    An entry is accepted when `inet_aton` reads it and `inet_ntoa` writes it back unchanged,
+    which is exactly the canonical form `ipaddress` accepts (no octal, hex, short forms,
+    leading zeros or trailing text)."""
+    try:
+        packed = list(map(socket.inet_aton, payload))  # type: ignore[arg-type]
+    except (OSError, TypeError, ValueError):
+        return None
+    if list(map(socket.inet_ntoa, packed)) != payload:
+        return None
+    keyed = dict(zip(map(_BIG_ENDIAN, packed), payload, strict=True))
+    ordered = list(map(keyed.__getitem__, sorted(keyed)))
+    return ServerList(ordered, 0, len(payload) - len(keyed))  # type: ignore[arg-type]
+
+
+def _ipv4_order(entry: str) -> int | None:
+    """`_order` of a plain dotted-quad IPv4 address, three times faster than `ipaddress`; None
+    for anything else, which `ipaddress` then decides. Accepts exactly what `ipaddress`
+    accepts: four ASCII decimal octets up to 255, no leading zeros."""
     parts = entry.split(".")
     if len(parts) != 4:
         return None
@@ -220,13 +245,17 @@ def _ipv4_order(entry: str) -> tuple[int, int] | None:
         if octet > 255:
             return None
         value = value << 8 | octet
-    return (4, value)
+    return value
 
 
 def ip_sort_key(ip: str) -> tuple[int, int]:
     """Numeric order: IPv4 before IPv6, then by address value."""
-    return _order(ipaddress.ip_address(ip))
-
-
-def _order(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[int, int]:
+    address = ipaddress.ip_address(ip)
     return (address.version, int(address))
+
+
+def _order(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
+    """One integer in numeric order, IPv4 (below 2**32) before IPv6 (above it)."""
+    if address.version == 4:
+        return int(address)
+    return (1 << 32) + int(address)

@@ -44,18 +44,23 @@ class RunConfig:
 
 
 def open_source(
-    config: RunConfig, *, watch: Callable[[ReadProgress], None] | None = None
+    config: RunConfig,
+    *,
+    watch: Callable[[ReadProgress], None] | None = None,
+    since: float | None = None,
 ) -> FleetSource:
     """The fleet source `config` names, for `async with`: the one place a source is chosen.
     Prometheus when `config.prometheus` is set, else the CPX API (the simulator of `--demo` is
-    one). `watch` is given the progress of a long read, by a source that measures it."""
+    one). `watch` is given the progress of a long read, by a source that measures it; `since`
+    (a `time.monotonic()` value: the process's start, for a one-shot command) is when the
+    settings' deadline of the CPX API's reads starts counting, else each read's start."""
     if config.prometheus is not None:
         from cli_devops.sources.prometheus import PrometheusSource
 
         return PrometheusSource(config.prometheus)
     from cli_devops.sources.cpx import CpxSource
 
-    return CpxSource(config.settings, watch=watch)
+    return CpxSource(config.settings, watch=watch, since=since)
 
 
 def read_snapshot(config: RunConfig, *, progress: bool = False) -> Snapshot:
@@ -64,7 +69,8 @@ def read_snapshot(config: RunConfig, *, progress: bool = False) -> Snapshot:
     shown = None
     if progress and config.env.stderr_isatty and not config.debug:
         shown = ProgressLine(config.env)
-    source = open_source(config, watch=shown.update if shown is not None else None)
+    watch = shown.update if shown is not None else None
+    source = open_source(config, watch=watch, since=config.env.started)
     read: list[Snapshot] = []
 
     async def run() -> None:

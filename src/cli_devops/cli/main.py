@@ -7,6 +7,7 @@ import errno
 import gc
 import os
 import sys
+import time
 from typing import Any, ClassVar
 
 import click
@@ -21,6 +22,7 @@ from cli_devops.cli.options import (
     before_command_options,
     given_on_command_line,
 )
+from cli_devops.environment import process_started
 from cli_devops.errors import (
     ApiUnreachable,
     CliDevopsError,
@@ -87,15 +89,18 @@ def main(argv: list[str] | None = None) -> None:
     # run. A process-wide policy, so it is set here, not in the library.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     _standard_streams_open()
-    status = run(argv)
+    status = run(argv, started=process_started())
     # Nothing is left to collect: the interpreter's final full collection would still walk
     # every object of a large fleet (18 ms of a 10,000-instance run) before exiting.
     gc.freeze()
     sys.exit(status)
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, started: float | None = None) -> int:
+    """Run the command line; a deadline counts from `started` (a `time.monotonic()` value,
+    the process's start), else from this call."""
     RUN.debug = False
+    RUN.started = time.monotonic() if started is None else started
     try:
         result = cli.main(args=argv, prog_name="cli_devops", standalone_mode=False)
     except click.exceptions.Abort:

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import click
 
-from cli_devops.cli.options import GlobalValues
+from cli_devops.cli.options import RUN, GlobalValues
 from cli_devops.environment import Environment
 from cli_devops.errors import UsageError
 from cli_devops.health import Thresholds
@@ -24,7 +24,7 @@ DEMO_FLEET = 150
 
 def make_environment(options: GlobalValues) -> Environment:
     no_color = bool(options.values.get("no_color", False))
-    return Environment.from_system(no_color=no_color)
+    return Environment.from_system(no_color=no_color, started=RUN.started)
 
 
 def make_run_config(ctx: click.Context, options: GlobalValues) -> RunConfig:

@@ -38,6 +38,8 @@ class RunState:
     """What `run` needs to know after parsing, even when parsing or the command failed."""
 
     debug = False
+    started: float | None = None
+    """When the run began (`time.monotonic()`): the process's start, or `run`'s call."""
 
 
 RUN = RunState()

@@ -41,13 +41,17 @@ class ReadProgress:
 
 
 class ReadBudget:
-    """Retries left and the deadline of one read; `deadline` is in seconds from creation."""
+    """Retries left and the deadline of one read; `deadline` is in seconds from `since` (a
+    `time.monotonic()` value, such as the start of the process), or from creation."""
 
-    def __init__(self, retries: int, deadline: float | None = None) -> None:
+    def __init__(
+        self, retries: int, deadline: float | None = None, since: float | None = None
+    ) -> None:
         self.progress = ReadProgress()
         self.retries = retries
         self.deadline = deadline
-        self.deadline_at = None if deadline is None else time.monotonic() + deadline
+        start = time.monotonic() if since is None else since
+        self.deadline_at = None if deadline is None else start + deadline
         self.tokens = float(RETRY_BUDGET_MIN)
 
     def remaining(self) -> float | None:

@@ -79,12 +79,12 @@ class CpxClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.http.__aexit__(*exc_info)
 
-    def begin(self, deadline: float | None = None) -> ReadBudget:
-        """The budget of one read of the fleet: fresh retries, and `deadline` seconds from now
-        (the settings' deadline when None)."""
+    def begin(self, deadline: float | None = None, since: float | None = None) -> ReadBudget:
+        """The budget of one read of the fleet: fresh retries, and `deadline` seconds (the
+        settings' deadline when None) from `since` (a `time.monotonic()` value), or from now."""
         if deadline is None:
             deadline = self.settings.deadline
-        return ReadBudget(self.settings.retries, deadline)
+        return ReadBudget(self.settings.retries, deadline, since)
 
     async def snapshot(self, budget: ReadBudget | None = None) -> Snapshot:
         budget = budget or self.begin()

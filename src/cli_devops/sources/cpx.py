@@ -15,7 +15,9 @@ from cli_devops.text import plural
 class CpxSource:
     """The CPX API through one `CpxClient` (one connection pool) for the whole run. It keeps no
     history. `watch`, when given, is called with the progress of each read every `every`
-    seconds while it runs (a progress line)."""
+    seconds while it runs (a progress line). `since`, when given, is when the settings' deadline
+    counts from (a `time.monotonic()` value: the process's start), instead of each read's start.
+    """
 
     keeps_history = False
 
@@ -24,11 +26,13 @@ class CpxSource:
         settings: ClientSettings,
         watch: Callable[[ReadProgress], None] | None = None,
         every: float = 0.1,
+        since: float | None = None,
     ) -> None:
         self.settings = settings
         self.client = CpxClient(settings)
         self._watch = watch
         self._every = every
+        self._since = since
 
     @property
     def name(self) -> str:
@@ -55,7 +59,7 @@ class CpxSource:
         if at is not None:
             raise Unsupported(f"the CPX API at {self.name} keeps no history")
         client = self.client
-        budget = client.begin(deadline)
+        budget = client.begin(deadline, since=self._since if deadline is None else None)
         watching = None
         if self._watch is not None:
             watching = asyncio.ensure_future(self._report(budget.progress))
