@@ -90,7 +90,7 @@ def test_renderers_never_raise_and_never_emit_control_characters(instances, outp
         write_report(report, output, env)  # type: ignore[arg-type]
         text = env.stdout.getvalue()  # type: ignore[attr-defined]
         if output == "json":
-            assert json.loads(text) == json.loads(json.dumps(report.records))
+            assert json.loads(text) == json.loads(json.dumps(list(report.records)))
         else:
             assert terminal_clean(text)
 

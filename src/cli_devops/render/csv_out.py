@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 
 from cli_devops.environment import Environment
-from cli_devops.render.report import Record
+from cli_devops.render.runs import Record, run_pieces
 from cli_devops.text import terminal_safe
 
 
 def write_csv(
     records: Sequence[Record], fields: Sequence[str], env: Environment, *, header: bool = True
 ) -> None:
-    writer = csv.writer(env.stdout, lineterminator="\n")
     if header:
-        writer.writerow(fields)
-    for record in records:
+        csv.writer(env.stdout, lineterminator="\n").writerow(fields)
+    line = io.StringIO()
+    writer = csv.writer(line, lineterminator="\n")
+
+    def row(record: Record) -> str:
+        line.seek(0)
+        line.truncate()
         writer.writerow([csv_cell(record.get(field)) for field in fields])
+        return line.getvalue()
+
+    for piece in run_pieces(records, row, ""):
+        env.stdout.write(piece)
 
 
 def csv_cell(value: object) -> str:
