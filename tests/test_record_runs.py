@@ -17,6 +17,7 @@ from cli_devops.render import write_report
 from cli_devops.render.csv_out import csv_cell
 from cli_devops.render.report import INSTANCE_FIELDS, instances_report
 from cli_devops.render.runs import MARK, RecordRuns, instance_record
+from cli_devops.render.table import format_cell, plain_table
 
 ips = st.ip_addresses().map(str)
 fields = st.tuples(
@@ -73,3 +74,16 @@ def test_runs_are_a_sequence_of_the_records(drawn):
     assert list(report.records) == records
     assert len(report.records) == len(records)
     assert [report.records[i] for i in range(-len(records), len(records))] == records * 2
+
+
+@given(runs, st.booleans())
+@example([(["10.0.0.1", "10.0.0.22"], (None, None, None, None))], True)
+@example([(["10.0.0.1", "1.2.3.4"], ("Api", 10.0, 20.0, None))], False)
+def test_a_plain_table_of_runs_is_the_table_of_each_record(drawn, headers):
+    instances = _fleet(drawn)
+    report = instances_report(instances, Thresholds())
+    env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), stdout_isatty=False)
+    write_report(report, "table", env, headers=headers)
+    rows = [[format_cell(r.get(c.key), c) for c in report.columns] for r in list(report.records)]
+    expected = plain_table(report.columns, rows, headers=headers) if rows else ""
+    assert env.stdout.getvalue() == expected  # type: ignore[attr-defined]

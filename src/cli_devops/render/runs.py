@@ -25,7 +25,7 @@ MARK = "cli-devops-ip-mark"
 service of that name) is written record by record instead."""
 CHUNK = 8192
 """Lines joined into one write."""
-_PLAIN = re.compile(r"[0-9A-Fa-f.:]+")
+PLAIN_IP = re.compile(r"[0-9A-Fa-f.:]+")
 """IPs that every format writes as they are (nothing to escape, quote or cut)."""
 _RUN_KEY = attrgetter("service", "cpu", "memory", "error")
 _IP = attrgetter("ip")
@@ -139,7 +139,7 @@ def run_pieces(
 
 def _template(run: RecordRun, line: Callable[[Record], str]) -> tuple[str, str] | None:
     """The run's line before and after the IP, or None when it cannot be written so."""
-    if len(run.ips) < 2 or not _PLAIN.fullmatch("".join(run.ips)):
+    if len(run.ips) < 2 or not PLAIN_IP.fullmatch("".join(run.ips)):
         return None
     text = line(run.record(MARK))
     if text.count(MARK) != 1:

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from cli_devops.environment import Environment
 from cli_devops.render.report import Report, ReportColumn
+from cli_devops.render.runs import CHUNK, PLAIN_IP, RecordRuns
 from cli_devops.text import terminal_safe
 
 if TYPE_CHECKING:
@@ -43,13 +45,24 @@ def write_table(report: Report, env: Environment, *, headers: bool = True) -> No
         if report.empty_message:
             (env.stdout if env.stdout_isatty else env.stderr).write(report.empty_message + "\n")
         return
-    rows = [[format_cell(r.get(c.key), c) for c in report.columns] for r in report.records]
-    console = make_console(env) if env.stdout_isatty and len(rows) <= RICH_MAX_ROWS else None
+    records = report.records
+    small = env.stdout_isatty and len(records) <= RICH_MAX_ROWS
+    if isinstance(records, RecordRuns) and not small and _runs_fit(report.columns):
+        for piece in _plain_runs(report.columns, records, headers=headers):
+            env.stdout.write(piece)
+        _write_footer(report, env, headers=headers)
+        return
+    rows = [[format_cell(r.get(c.key), c) for c in report.columns] for r in records]
+    console = make_console(env) if small else None
     if console is not None and supports_unicode(console):
         columns, rows = fit_columns(report.columns, rows, env.width)
         _write_rich_table(columns, rows, env.color, console, headers=headers)
     else:
         env.stdout.write(plain_table(report.columns, rows, headers=headers))
+    _write_footer(report, env, headers=headers)
+
+
+def _write_footer(report: Report, env: Environment, *, headers: bool) -> None:
     if report.footer and headers:
         if env.stdout_isatty:
             env.stdout.write(report.footer + "\n")
@@ -67,6 +80,49 @@ def plain_table(
     for row in rows:
         for index, cell in enumerate(row):
             widths[index] = max(widths[index], len(cell))
+    line = _line_of(columns, widths)
+    lines = [line(row) for row in rows]
+    return "\n".join([line(titles), *lines] if headers else lines) + "\n"
+
+
+def _runs_fit(columns: Sequence[ReportColumn]) -> bool:
+    """Whether `_plain_runs` can lay out these columns: the IP first, left-aligned, not alone."""
+    return len(columns) > 1 and columns[0].key == "ip" and not columns[0].numeric
+
+
+def _plain_runs(
+    columns: Sequence[ReportColumn], records: RecordRuns, *, headers: bool
+) -> Iterator[str]:
+    """`plain_table` of records held as runs: a run's line after the IP is laid out once and its
+    IPs joined in by a C loop, in pieces of up to CHUNK lines."""
+    rest = [[format_cell(run.fields.get(c.key), c) for c in columns[1:]] for run in records.runs]
+    plain = [bool(PLAIN_IP.fullmatch("".join(run.ips))) for run in records.runs]
+    titles = [column.header for column in columns]
+    widths = [len(title) for title in titles] if headers else [0] * len(columns)
+    for run, cells, is_plain in zip(records.runs, rest, plain, strict=True):
+        ips = run.ips if is_plain else map(terminal_safe, run.ips)
+        longest = max(map(len, ips))
+        widths[0] = max(widths[0], longest)
+        for index, cell in enumerate(cells, start=1):
+            widths[index] = max(widths[index], len(cell))
+    line = _line_of(columns, widths)
+    if headers:
+        yield line(titles) + "\n"
+    for run, cells, is_plain in zip(records.runs, rest, plain, strict=True):
+        if not is_plain:
+            yield "".join(line([terminal_safe(ip), *cells]) + "\n" for ip in run.ips)
+            continue
+        after = line(["", *cells])[widths[0] :]  # the gap and the cells after the IP, or nothing
+        for start in range(0, len(run.ips), CHUNK):
+            ips = run.ips[start : start + CHUNK]
+            padded = map(str.ljust, ips, itertools.repeat(widths[0])) if after else ips
+            yield (after + "\n").join(padded) + after + "\n"
+
+
+def _line_of(
+    columns: Sequence[ReportColumn], widths: Sequence[int]
+) -> Callable[[Sequence[str]], str]:
+    """The aligned line of a row's cells at these column widths."""
     last = len(columns) - 1
 
     def line(cells: Sequence[str]) -> str:
@@ -80,8 +136,7 @@ def plain_table(
                 parts.append(cell.ljust(widths[index]))
         return "  ".join(parts).rstrip()
 
-    lines = [line(row) for row in rows]
-    return "\n".join([line(titles), *lines] if headers else lines) + "\n"
+    return line
 
 
 def make_console(env: Environment, *, follow_resizes: bool = False) -> Console:
