@@ -53,10 +53,16 @@ class ReadBudget:
         start = time.monotonic() if since is None else since
         self.deadline_at = None if deadline is None else start + deadline
         self.tokens = float(RETRY_BUDGET_MIN)
+        self.answer_cost = 0.0
+        """Seconds the answer will take per instance read (the exporter's, to encode and send
+        it): the deadline comes that much earlier with each instance read."""
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), None without a deadline."""
-        return None if self.deadline_at is None else self.deadline_at - time.monotonic()
+        if self.deadline_at is None:
+            return None
+        reserved = self.answer_cost * self.progress.read
+        return self.deadline_at - reserved - time.monotonic()
 
     def expired(self) -> bool:
         remaining = self.remaining()

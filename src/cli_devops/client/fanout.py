@@ -10,8 +10,6 @@ listed as unread with the deadline's reason (the commands show every instance) o
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import itertools
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import NamedTuple
@@ -30,15 +28,15 @@ class FanoutResult(NamedTuple):
 
 
 async def acquire_within(limiter: FixedLimiter, budget: ReadBudget) -> Ticket | None:
-    """A slot, or None when the read's deadline passes first."""
+    """A slot, or None when the read's deadline passes first (or has passed)."""
+    remaining = budget.remaining()
+    if remaining is not None and remaining <= 0:
+        return None
     ticket = limiter.try_acquire()
     if ticket is not None:
         return ticket
-    remaining = budget.remaining()
     if remaining is None:
         return await limiter.acquire()
-    if remaining <= 0:
-        return None
     try:
         return await asyncio.wait_for(limiter.acquire(), remaining)
     except TimeoutError:
@@ -97,8 +95,7 @@ async def read_all(
     results.sort(key=lambda instance: position[instance.ip])
     unrequested = len(ips) - launched
     if unrequested and list_unrequested:
-        with cycles_not_collected():
-            results.extend(unread_instances(ips[launched:], budget.reason()))
+        results.extend(unread_instances(ips[launched:], budget.reason()))
     return FanoutResult(results, unrequested)
 
 
@@ -109,16 +106,3 @@ def unread_instances(ips: Sequence[str], reason: str) -> Iterator[Instance]:
     rows = zip(ips, blank, blank, blank, itertools.repeat(reason))
     return map(tuple.__new__, itertools.repeat(Instance), rows)
 
-
-@contextlib.contextmanager
-def cycles_not_collected() -> Iterator[None]:
-    """Pause the cyclic garbage collector while objects that hold no cycles are made in bulk
-    (it would walk every live object several times over as a million are added; reference
-    counting still frees them)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -21,6 +21,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ from cli_devops import __version__
 from cli_devops.errors import CannotListen, ExitStatus
 from cli_devops.exporter.collector import (
     CpxCollector,
+    ScrapeAnswer,
     Shard,
     parse_shard,
+    scrape_answer,
     scrape_budget,
     scrape_deadline,
 )
@@ -206,6 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = scrape_deadline(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
         token = scrape_budget.set(deadline)
+        answer = ScrapeAnswer()
+        answer_token = scrape_answer.set(answer)
         try:
             body = encoder(registry)
         except ExporterStopping:
@@ -218,8 +223,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         finally:
             scrape_budget.reset(token)
+            scrape_answer.reset(answer_token)
         gzipped = accepts_gzip(self.headers.get("Accept-Encoding", ""))
-        self._send(200, content_type, gzip.compress(body) if gzipped else body, gzipped=gzipped)
+        # Level 1: a few times faster than the default 9 on a large answer, a little larger.
+        sent = gzip.compress(body, compresslevel=1) if gzipped else body
+        self._send(200, content_type, sent, gzipped=gzipped)
+        if answer.read_ended is not None:
+            spent = time.monotonic() - answer.read_ended
+            exporter.reader.learn_answer_cost(answer.instances, spent)
 
     def _send(self, status: int, content_type: str, body: bytes, *, gzipped: bool = False) -> None:
         self.send_response(status)
