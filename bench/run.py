@@ -21,6 +21,9 @@ variants of a case take turns, run after run, so a noisy neighbour hurts them al
 
 5. Stuck fleets (`stuck.py`): 150 instances that all hang, and 150 that all answer 429 with
    `Retry-After`: the default adaptive limit vs a fixed `--concurrency 64`.
+6. A million instances (`scale.py`): `--deadline 2 services -o json` when every instance hangs,
+   as wall time over the deadline (target 1 + 1/D), and one exporter scrape with a 5 s timeout
+   when they all hang and when they all answer, as wall time over the timeout (target 1).
 
 Plus one redraw of `track`'s live view at the fleet size vs 150 instances (in-process, see
 `live_tick.py`), the `top` console at the fleet size vs 150 instances (see `top.py`), and the
@@ -66,12 +69,13 @@ class Sizes:
     top_seconds: float = 60.0
     top_polls: int = 240
     stuck: int = 150
+    scale: int = 1_000_000
 
 
 FULL = Sizes()
 QUICK = Sizes(
     fleet=300, latency_ms=5.0, small=200, large=2_000, runs=1, startup_runs=3, wrk_seconds=1.0,
-    top_seconds=3.0, top_polls=20, stuck=40,
+    top_seconds=3.0, top_polls=20, stuck=40, scale=5_000,
 )  # fmt: skip
 
 
@@ -512,6 +516,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stuck import case_stuck_fleets  # bench/stuck.py, next to this script
 
         rows += case_stuck_fleets(sizes.stuck, sizes.runs, cli, sys.modules[__name__])
+        from scale import Scale, case_scale  # bench/scale.py, next to this script
+
+        scale = Scale(sizes.scale, deadline=2.0, timeout=5.0, runs=sizes.runs)
+        rows += case_scale(scale, cli, sys.modules[__name__])
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 1

@@ -114,7 +114,12 @@ def _scrape_row(scale: Scale, fleet: str, url: str, cli: list[str], bench: Modul
     case, timeout, runs = f"6. {scale.fleet:,} instances", scale.timeout, scale.runs
     times: list[float] = []
     read: list[int] = []
-    with exporter(cli, url) as metrics:
+    try:
+        serving = exporter(cli, url)
+        metrics = serving.__enter__()
+    except RuntimeError as err:
+        raise bench.BenchError(str(err)) from None
+    try:
         for _ in range(runs + 1):  # the first scrape teaches the exporter its answer cost
             seconds, body = scrape(metrics, timeout)
             text = body.decode()
@@ -122,6 +127,8 @@ def _scrape_row(scale: Scale, fleet: str, url: str, cli: list[str], bench: Modul
                 raise bench.BenchError(f"exporter scrape of {fleet} fleet: cpx_up is not 1")
             times.append(seconds)
             read.append(_samples(text, "cpx_instance_scrape_success"))
+    finally:
+        serving.__exit__(None, None, None)
     print(f"  exporter, {fleet}: {' '.join(f'{t:.3f}' for t in times)} s, "
           f"instances in the answers {read}", file=sys.stderr, flush=True)  # fmt: skip
     worst = max(times[1:])

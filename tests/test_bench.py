@@ -41,6 +41,7 @@ def test_quick_benchmark_runs_every_case_and_prints_the_table():
     for expected in [
         ("4. start-up", "cli_devops --help"),
         ("4. start-up", "cli_devops --version"),
+        ("6. 5,000 instances", "--deadline 2 services -o json, all hung"),
         ("1. 300 inst, 5 ms", "cli_devops -o json (default settings)"),
         ("1. 300 inst, 5 ms", "cli_devops table, piped to a file"),
         ("1. 300 inst, 5 ms", "original approach: 5 threads, new connection each"),

@@ -142,7 +142,8 @@ GLOBALS: tuple[GlobalOption, ...] = (
     }),
     GlobalOption("--deadline", {
         "type": Duration(), "metavar": "DURATION",
-        "help": "Give up on what is still unread after this long (per poll or scrape).",
+        "help": "Give up on what is still unread after this long, counted from the start "
+        "(per poll or scrape in track and exporter).",
     }),
     GlobalOption("--strict", {
         "is_flag": True, "help": "Exit 4 when any instance could not be read.",
