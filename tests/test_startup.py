@@ -93,3 +93,17 @@ def test_a_command_imports_only_the_libraries_it_uses(args, uses):
 def test_the_console_script_is_the_launcher():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"] == {"cli_devops": "cli_devops.launch:main"}
+
+
+def test_the_process_start_is_read_from_the_system_not_the_call():
+    code = (
+        "import time\n"
+        "time.sleep(0.3)\n"
+        "from cli_devops.launch import process_started\n"
+        "print(time.monotonic() - process_started())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    age = float(done.stdout)
+    assert 0.3 <= age < 60  # the sleep before the call counts; start-up and load may add more

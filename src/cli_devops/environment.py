@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TextIO
 
 from cli_devops.errors import CannotWrite
@@ -26,20 +25,6 @@ from cli_devops.text import terminal_safe
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def process_started() -> float | None:
-    """When this process started, as a `time.monotonic()` value (Linux: from /proc, to the
-    clock tick), or None where that cannot be read."""
-    try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[19])  # starttime: clock ticks after boot
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-    if not 0 <= age < 3600:  # a clock that disagrees with /proc: trust neither
-        return None
-    return time.monotonic() - age
 
 
 @dataclass

@@ -22,7 +22,6 @@ from cli_devops.cli.options import (
     before_command_options,
     given_on_command_line,
 )
-from cli_devops.environment import process_started
 from cli_devops.errors import (
     ApiUnreachable,
     CliDevopsError,
@@ -82,14 +81,15 @@ for _command in (
     cli.add_command(_command)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI and map every outcome to an exit code."""
+def main(argv: list[str] | None = None, started: float | None = None) -> None:
+    """Console entry point: run the CLI and map every outcome to an exit code. `started`: when
+    the process started (`time.monotonic()`), from which a deadline counts."""
     # Each API request allocates many short-lived objects that reference counting frees; the
     # cyclic collector's default pace (a pass every 700 allocations) cost 8% of a 10,000-instance
     # run. A process-wide policy, so it is set here, not in the library.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     _standard_streams_open()
-    status = run(argv, started=process_started())
+    status = run(argv, started=started)
     # Nothing is left to collect: the interpreter's final full collection would still walk
     # every object of a large fleet (18 ms of a 10,000-instance run) before exiting.
     gc.freeze()
