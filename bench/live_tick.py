@@ -18,7 +18,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from cli_devops.live import build_view
 from rich.console import Console
 
 from cli_devops.history import TrackState

@@ -105,4 +105,3 @@ def unread_instances(ips: Sequence[str], reason: str) -> Iterator[Instance]:
     blank = itertools.repeat(None)
     rows = zip(ips, blank, blank, blank, itertools.repeat(reason))
     return map(tuple.__new__, itertools.repeat(Instance), rows)
-
