@@ -36,7 +36,7 @@ class ContextReading(NamedTuple):
     """One context's read: its instances, or the error that stopped it."""
 
     name: str
-    instances: list[Instance] | None
+    instances: Sequence[Instance] | None
     error: CliDevopsError | None
     app: RunConfig
 

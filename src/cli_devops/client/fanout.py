@@ -10,20 +10,19 @@ listed as unread with the deadline's reason (the commands show every instance) o
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple
 
 from cli_devops.client.budget import ReadBudget
 from cli_devops.client.concurrency import FixedLimiter, Ticket
-from cli_devops.model import Instance
+from cli_devops.model import Instance, InstanceList
 
 
 class FanoutResult(NamedTuple):
     """The instances read (in the order of the listing) and how many were never requested
     because the deadline came first (listed in `instances` too when asked)."""
 
-    instances: list[Instance]
+    instances: InstanceList
     unrequested: int
 
 
@@ -95,13 +94,6 @@ async def read_all(
     results.sort(key=lambda instance: position[instance.ip])
     unrequested = len(ips) - launched
     if unrequested and list_unrequested:
-        results.extend(unread_instances(ips[launched:], budget.reason()))
-    return FanoutResult(results, unrequested)
-
-
-def unread_instances(ips: Sequence[str], reason: str) -> Iterator[Instance]:
-    """`Instance(ip, None, None, None, reason)` for each IP, built in a C loop: after a deadline
-    at a million instances, a Python-level call per instance would be most of the time left."""
-    blank = itertools.repeat(None)
-    rows = zip(ips, blank, blank, blank, itertools.repeat(reason))
-    return map(tuple.__new__, itertools.repeat(Instance), rows)
+        # Listed as IPs: a million Instance objects would be most of the time a deadline leaves.
+        return FanoutResult(InstanceList(results, ips[launched:], budget.reason()), unrequested)
+    return FanoutResult(InstanceList(results), unrequested)

@@ -16,7 +16,7 @@ from operator import attrgetter
 from typing import NamedTuple, overload
 
 from cli_devops.health import Thresholds, instance_status
-from cli_devops.model import Instance
+from cli_devops.model import Instance, InstanceList
 
 Record = dict[str, object]
 
@@ -91,8 +91,12 @@ def instance_runs(
     instances: Iterable[Instance], thresholds: Thresholds, flagged: set[str]
 ) -> RecordRuns:
     """The `instance_record`s of `instances`, in their order, as runs; `flagged` holds the
-    outliers' IPs."""
+    outliers' IPs. The unrequested instances of an `InstanceList` are one run, made from their
+    IPs as they are."""
     runs: list[RecordRun] = []
+    tail: InstanceList | None = None
+    if isinstance(instances, InstanceList) and instances.unrequested:
+        tail, instances = instances, instances.requested
     for key, group in itertools.groupby(instances, _RUN_KEY):
         ips = list(map(_IP, group))
         fields = instance_record(Instance(ips[0], *key), thresholds)
@@ -102,6 +106,10 @@ def instance_runs(
             continue
         for outlier, members in itertools.groupby(ips, flagged.__contains__):
             runs.append(RecordRun(list(members), {**fields, "outlier": outlier}))
+    if tail is not None:
+        fields = instance_record(tail[len(tail.requested)], thresholds)
+        del fields["ip"]
+        runs.append(RecordRun(list(tail.unrequested), fields))
     return RecordRuns(runs)
 
 
