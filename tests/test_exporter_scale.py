@@ -16,6 +16,7 @@ from cli_devops.client.budget import ReadBudget
 from cli_devops.exporter import Exporter, shard_of
 from cli_devops.exporter.reader import ANSWER_COST, FleetReader
 from cli_devops.simulator import Fleet, SimulatorServer
+from cli_devops.sources.cpx import CpxSource
 
 from .hostile import HostileCpx, hang, ips
 from .scraping import get, samples
@@ -39,7 +40,7 @@ def test_each_instance_read_brings_the_deadline_earlier_by_its_share_of_the_answ
 
 
 def test_the_answer_cost_follows_a_slower_answer_at_once_and_a_faster_one_by_halves():
-    reader = FleetReader(ClientSettings())
+    reader = FleetReader(ClientSettings(), CpxSource(ClientSettings()))
     assert reader.answer_cost == ANSWER_COST
     reader.learn_answer_cost(10_000, 2.0)  # 200 us per instance
     assert reader.answer_cost == pytest.approx(200e-6)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from cli_devops.health import Thresholds, by_service, outliers, summarize_services
 from cli_devops.model import Instance, InstanceList
-from cli_devops.render.report import instances_report
+from cli_devops.reports import instances_report
 
 ips = st.ip_addresses().map(str)
 read = st.builds(

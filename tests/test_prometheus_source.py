@@ -6,6 +6,7 @@ without it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -28,7 +29,6 @@ from cli_devops.sources.prometheus import fetch_fleet
 
 from .scraping import GatedCpx, RunningPrometheus, free_port, query, running_prometheus
 from .test_track import ANSI, spawn_track, summary_lines
-import itertools
 
 
 def drift_free_fleet() -> Fleet:

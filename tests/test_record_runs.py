@@ -15,9 +15,10 @@ from cli_devops.health import Thresholds, outliers
 from cli_devops.model import Instance
 from cli_devops.render import write_report
 from cli_devops.render.csv_out import csv_cell
-from cli_devops.render.report import INSTANCE_FIELDS, instances_report
-from cli_devops.render.runs import MARK, RecordRuns, instance_record
+from cli_devops.render.report import INSTANCE_FIELDS
+from cli_devops.render.runs import MARK, RecordRuns
 from cli_devops.render.table import format_cell, plain_table
+from cli_devops.reports import instance_record, instances_report
 
 ips = st.ip_addresses().map(str)
 fields = st.tuples(

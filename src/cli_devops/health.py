@@ -9,12 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
+from cli_devops.model import Instance, InstanceList
 from cli_devops.settings import DEFAULT_MIN_HEALTHY, DEFAULT_THRESHOLD
-
-if TYPE_CHECKING:
-    from cli_devops.model import Instance
 
 OUTLIER_MIN_READ = 5
 """A service needs this many instances with figures read before any of them can be an outlier."""
@@ -80,7 +77,10 @@ def summarize_services(
 
 
 def by_service(instances: Iterable[Instance]) -> dict[str, list[Instance]]:
-    """Instances grouped by service, in the order given; those with no known service left out."""
+    """Instances grouped by service, in the order given; those with no known service left out
+    (the unrequested ones of an `InstanceList` among them, not even looked at)."""
+    if isinstance(instances, InstanceList):
+        instances = instances.requested
     groups: dict[str, list[Instance]] = {}
     for instance in instances:
         if instance.service is not None:

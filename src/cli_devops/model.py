@@ -16,7 +16,10 @@ import operator
 import re
 import socket
 import sys
-from typing import NamedTuple
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from operator import attrgetter
+from typing import NamedTuple, overload
 
 from cli_devops.errors import PayloadError
 
@@ -42,19 +45,99 @@ class Instance(NamedTuple):
     error: str | None = None
 
 
+class InstanceList(Sequence[Instance]):
+    """The instances of one read in the listing's order: those requested, then those a deadline
+    left unrequested, which are alike but for the IP (`Instance(ip, None, None, None, reason)`).
+    The unrequested ones are made only when asked for one by one, so a million of them cost a
+    list of IPs, not a million objects; code that knows this (grouping by service, the reasons
+    for unread instances, an instance report) takes `requested` and `unrequested` as they are.
+    """
+
+    def __init__(
+        self, requested: list[Instance], unrequested: Sequence[str] = (), reason: str = ""
+    ) -> None:
+        self.requested = requested
+        self.unrequested = unrequested
+        self.reason = reason
+
+    def __len__(self) -> int:
+        return len(self.requested) + len(self.unrequested)
+
+    def __iter__(self) -> Iterator[Instance]:
+        yield from self.requested
+        yield from unread_instances(self.unrequested, self.reason)
+
+    @overload
+    def __getitem__(self, index: int) -> Instance: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Instance]: ...
+
+    def __getitem__(self, index: int | slice) -> Instance | list[Instance]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step == 1 and stop <= len(self.requested):
+                return self.requested[start:stop]  # the exporter's: the requested ones only
+            return list(self)[index]
+        position = index + len(self) if index < 0 else index
+        if 0 <= position < len(self.requested):
+            return self.requested[position]
+        position -= len(self.requested)
+        if 0 <= position < len(self.unrequested):
+            return Instance(self.unrequested[position], None, None, None, self.reason)
+        raise IndexError(index)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, InstanceList)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return (
+            f"InstanceList({len(self.requested)} requested, "
+            f"{len(self.unrequested)} unrequested: {self.reason!r})"
+        )
+
+    def errors(self) -> Counter[str | None]:
+        """How many instances have each error (None: read)."""
+        counted = Counter(map(attrgetter("error"), self.requested))
+        if self.unrequested:
+            counted[self.reason] += len(self.unrequested)
+        return counted
+
+    def unread(self) -> InstanceList:
+        """The instances that could not be read (the unrequested ones among them)."""
+        errors = map(attrgetter("error"), self.requested)
+        failed = map(operator.is_not, errors, itertools.repeat(None))
+        return InstanceList(
+            list(itertools.compress(self.requested, failed)), self.unrequested, self.reason
+        )
+
+
+def unread_instances(ips: Iterable[str], reason: str) -> Iterator[Instance]:
+    """`Instance(ip, None, None, None, reason)` for each IP, built in a C loop."""
+    blank = itertools.repeat(None)
+    rows = zip(ips, blank, blank, blank, itertools.repeat(reason))
+    return map(tuple.__new__, itertools.repeat(Instance), rows)
+
+
 class Snapshot(NamedTuple):
     """One read of the whole fleet; instances sorted by IP, those the deadline left unrequested
     (`unrequested` of them, with the deadline's reason) last. `notes`: what the reader should
     tell the user besides (entries skipped, targets down)."""
 
-    instances: list[Instance]
+    instances: Sequence[Instance]
     skipped: int
     duplicates: int
     unrequested: int = 0
     notes: tuple[str, ...] = ()
 
     @property
-    def unread(self) -> list[Instance]:
+    def unread(self) -> Sequence[Instance]:
+        if isinstance(self.instances, InstanceList):
+            return self.instances.unread()
         return [instance for instance in self.instances if instance.error is not None]
 
 

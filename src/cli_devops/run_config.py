@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from cli_devops.environment import Environment
 from cli_devops.errors import IncompleteData
 from cli_devops.health import Thresholds
-from cli_devops.model import Instance
+from cli_devops.model import Instance, InstanceList
 from cli_devops.progress import ProgressLine
 from cli_devops.settings import ClientSettings, PrometheusSettings
 from cli_devops.text import plural, terminal_safe
@@ -88,15 +88,16 @@ def read_snapshot(config: RunConfig, *, progress: bool = False) -> Snapshot:
     return read[0]
 
 
-def read_fleet(app: RunConfig, *, progress: bool = False) -> list[Instance]:
+def read_fleet(app: RunConfig, *, progress: bool = False) -> Sequence[Instance]:
     """One snapshot of the fleet, with what could not be read reported on stderr; `progress`
     allows a transient progress line on a terminal's stderr while a long read runs."""
     snapshot = read_snapshot(app, progress=progress)
     for note in snapshot.notes:
         app.env.warn(note)
-    report_unread(snapshot.unread, len(snapshot.instances), app.env)
-    if app.strict and snapshot.unread:
-        raise IncompleteData(f"{plural(len(snapshot.unread), 'instance')} could not be read")
+    unread = snapshot.unread
+    report_unread(unread, len(snapshot.instances), app.env)
+    if app.strict and unread:
+        raise IncompleteData(f"{plural(len(unread), 'instance')} could not be read")
     return snapshot.instances
 
 
@@ -104,7 +105,13 @@ def report_unread(unread: Sequence[Instance], total: int, env: Environment) -> N
     """One stderr line: how many instances could not be read, with the commonest reasons."""
     if not unread:
         return
-    reasons = Counter(terminal_safe(instance.error or "unknown") for instance in unread)
+    if isinstance(unread, InstanceList):  # a deadline's million unrequested: counted, not listed
+        counted = unread.errors()
+    else:
+        counted = Counter(instance.error for instance in unread)
+    reasons: Counter[str] = Counter()
+    for error, count in counted.items():
+        reasons[terminal_safe(error or "unknown")] += count
     top = reasons.most_common(3)
     listed = [f"{count} × {reason}" for reason, count in top]
     rest = len(unread) - sum(count for _, count in top)

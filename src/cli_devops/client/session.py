@@ -125,7 +125,7 @@ class CpxClient:
 
     async def instances(
         self, ips: Sequence[str], budget: ReadBudget | None = None
-    ) -> list[Instance]:
+    ) -> Sequence[Instance]:
         """Read every instance; the results come in the order of `ips`, those not requested
         before the deadline with the deadline's reason."""
         return (await self.read(ips, budget or self.begin())).instances

@@ -16,7 +16,7 @@ import math
 import socket
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -116,7 +116,7 @@ class ShardReading(NamedTuple):
     `unrequested` counts the instances the deadline left unrequested (not in `instances`)."""
 
     up: bool
-    instances: list[Instance]
+    instances: Sequence[Instance]
     duration: float
     error: str | None = None
     unrequested: int = 0

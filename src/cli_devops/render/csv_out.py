@@ -7,7 +7,8 @@ import io
 from collections.abc import Sequence
 
 from cli_devops.environment import Environment
-from cli_devops.render.runs import Record, run_pieces
+from cli_devops.render.report import Record
+from cli_devops.render.runs import run_pieces
 from cli_devops.text import terminal_safe
 
 

@@ -6,7 +6,8 @@ import json
 from collections.abc import Sequence
 
 from cli_devops.environment import Environment
-from cli_devops.render.runs import Record, run_pieces
+from cli_devops.render.report import Record
+from cli_devops.render.runs import run_pieces
 
 
 def write_json(records: Sequence[Record], env: Environment) -> None:

@@ -42,7 +42,7 @@ class ReportColumn(NamedTuple):
 
 @dataclass
 class Report:
-    records: list[Record]
+    records: Sequence[Record]
     fields: Sequence[str]
     columns: Sequence[ReportColumn]
     footer: str | None = None

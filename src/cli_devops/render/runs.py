@@ -1,5 +1,6 @@
-"""The record of an instance; an instance report's records held as runs of records that differ
-only in their IP; and the lines of a run, written by putting each IP into one formatted line.
+"""An instance report's records held as runs of records that differ only in their IP (built by
+`reports.instances_report`), and the lines of a run, written by putting each IP into one
+formatted line.
 
 After a deadline at a million instances nearly all of them are unread for the same reason, so
 one run holds them: the run's line is formatted once and the IPs are put in by one C loop
@@ -9,16 +10,11 @@ each, would take longer than the second the deadline leaves.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import attrgetter
 from typing import NamedTuple, overload
 
-from cli_devops.health import Thresholds, instance_status
-from cli_devops.model import Instance, InstanceList
-
-Record = dict[str, object]
+from cli_devops.render.report import Record
 
 MARK = "cli-devops-ip-mark"
 """Stands for the IP while a run's line is formatted. A line that holds it more than once (a
@@ -27,21 +23,6 @@ CHUNK = 8192
 """Lines joined into one write."""
 PLAIN_IP = re.compile(r"[0-9A-Fa-f.:]+")
 """IPs that every format writes as they are (nothing to escape, quote or cut)."""
-_RUN_KEY = attrgetter("service", "cpu", "memory", "error")
-_IP = attrgetter("ip")
-
-
-def instance_record(instance: Instance, thresholds: Thresholds, *, outlier: bool = False) -> Record:
-    """The public JSON/CSV record of an instance (the fields in this order)."""
-    return {
-        "ip": instance.ip,
-        "service": instance.service,
-        "status": instance_status(instance, thresholds).value,
-        "cpu": instance.cpu,
-        "memory": instance.memory,
-        "error": instance.error,
-        "outlier": outlier,
-    }
 
 
 class RecordRun(NamedTuple):
@@ -85,32 +66,6 @@ class RecordRuns(Sequence[Record]):
                 return run.record(run.ips[position])
             position -= len(run.ips)
         raise IndexError(index)
-
-
-def instance_runs(
-    instances: Iterable[Instance], thresholds: Thresholds, flagged: set[str]
-) -> RecordRuns:
-    """The `instance_record`s of `instances`, in their order, as runs; `flagged` holds the
-    outliers' IPs. The unrequested instances of an `InstanceList` are one run, made from their
-    IPs as they are."""
-    runs: list[RecordRun] = []
-    tail: InstanceList | None = None
-    if isinstance(instances, InstanceList) and instances.unrequested:
-        tail, instances = instances, instances.requested
-    for key, group in itertools.groupby(instances, _RUN_KEY):
-        ips = list(map(_IP, group))
-        fields = instance_record(Instance(ips[0], *key), thresholds)
-        del fields["ip"]
-        if not flagged:
-            runs.append(RecordRun(ips, fields))
-            continue
-        for outlier, members in itertools.groupby(ips, flagged.__contains__):
-            runs.append(RecordRun(list(members), {**fields, "outlier": outlier}))
-    if tail is not None:
-        fields = instance_record(tail[len(tail.requested)], thresholds)
-        del fields["ip"]
-        runs.append(RecordRun(list(tail.unrequested), fields))
-    return RecordRuns(runs)
 
 
 def run_pieces(

@@ -26,7 +26,7 @@ class RecordWriter:
         env = self.env
         records = report.records
         if self.output == "json":
-            line = {"time": stamp, "service": service, "instances": records, "error": error}
+            line = {"time": stamp, "service": service, "instances": list(records), "error": error}
             env.stdout.write(json.dumps(line) + "\n")
         elif self.output == "csv":
             rows = [{"time": stamp, **record} for record in records]

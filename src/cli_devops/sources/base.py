@@ -29,7 +29,9 @@ class FleetSource(Protocol):
     * `read(deadline=None, owns=None, at=None)` reads the whole fleet once within `deadline`
       seconds (None: the source's own `--deadline`, if any); `owns(ip)`, when given, limits the
       read to the instances it owns (an exporter's shard); `at` (Unix seconds) reads the fleet
-      as it was then, from a source that `keeps_history` (the others raise `Unsupported`). An
+      as it was then, from a source that `keeps_history` (the others raise `Unsupported`);
+      `answer_cost` (seconds) is what the caller's answer will take per instance read (the
+      exporter's), by which a source that reads instance by instance ends its read earlier. An
       instance that could not be read is in the snapshot with its `error`, those the deadline
       left unrequested last and counted in `unrequested`; what the user should be told besides
       (entries skipped, targets down) is in
@@ -61,6 +63,7 @@ class FleetSource(Protocol):
         deadline: float | None = None,
         owns: Callable[[str], bool] | None = None,
         at: float | None = None,
+        answer_cost: float = 0.0,
     ) -> Snapshot: ...
 
     async def history(

@@ -55,11 +55,13 @@ class CpxSource:
         deadline: float | None = None,
         owns: Callable[[str], bool] | None = None,
         at: float | None = None,
+        answer_cost: float = 0.0,
     ) -> Snapshot:
         if at is not None:
             raise Unsupported(f"the CPX API at {self.name} keeps no history")
         client = self.client
         budget = client.begin(deadline, since=self._since if deadline is None else None)
+        budget.answer_cost = answer_cost  # each instance read brings the deadline earlier
         watching = None
         if self._watch is not None:
             watching = asyncio.ensure_future(self._report(budget.progress))

@@ -99,9 +99,11 @@ class PrometheusSource:
         deadline: float | None = None,
         owns: Callable[[str], bool] | None = None,
         at: float | None = None,
+        answer_cost: float = 0.0,
     ) -> Snapshot:
         """The fleet as Prometheus sees it (at `at`, else at `settings.at` when set); the
-        targets down and the series skipped are the snapshot's notes."""
+        targets down and the series skipped are the snapshot's notes. One query answers for the
+        whole fleet, so `answer_cost` changes nothing."""
         read = await self.read_at(self.settings.at if at is None else at, deadline)
         snapshot = read.snapshot
         instances = snapshot.instances

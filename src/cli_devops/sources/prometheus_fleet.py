@@ -4,6 +4,7 @@ which instance each series belongs to, and the percentages CPX sent (the rules a
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -24,7 +25,6 @@ from cli_devops.sources.prometheus_api import (
     Labels,
     Range,
 )
-import itertools
 
 SCRAPE_SUCCESS = "cpx_instance_scrape_success"
 CPU = "cpx_instance_cpu_usage_ratio"

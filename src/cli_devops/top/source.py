@@ -61,7 +61,7 @@ class SourcePolls:
             snapshot = await source.read()
         except ApiUnreachable as err:
             return FleetReading(moment, (), str(err.__cause__ or err))  # the header has the URL
-        return FleetReading(moment, snapshot.instances)
+        return FleetReading(moment, list(snapshot.instances))  # the screens go over it often
 
     async def past(self, samples: int, interval: float) -> list[FleetReading]:
         """The `samples - 1` steps, `interval` apart, before now (the first poll is the last
@@ -91,7 +91,7 @@ class SourcePolls:
             snapshot = await source.read(at=end)
         except ApiUnreachable as err:
             return [*readings, FleetReading(_utc(end), (), str(err))]
-        return [*readings, FleetReading(_utc(end), snapshot.instances)]
+        return [*readings, FleetReading(_utc(end), list(snapshot.instances))]
 
     async def aclose(self) -> None:
         if self._open:
