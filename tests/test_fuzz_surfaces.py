@@ -70,7 +70,7 @@ def api() -> Iterator[HostileCpx]:
                              ["track", "Api", "--count", "1", "-o", "json"]]),
 )  # fmt: skip
 def test_any_cpx_answer_keeps_the_contract(cli, api, replies, command):
-    by_path = {f"/{ip}": reply for ip, reply in zip(ips(4), replies)}
+    by_path = {f"/{ip}": reply for ip, reply in zip(ips(4), replies, strict=False)}
     api.instance = lambda path: by_path.get(path, Reply(status=404))
     result = cli("--cp-url", api.url, "--token", SECRET, "--retries", "0", "--timeout", "2",
                  *command)  # fmt: skip

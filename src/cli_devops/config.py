@@ -6,7 +6,7 @@
     token = "..."            # the file must then be readable by its owner only
     cpu-threshold = 85       # any global option, spelled as on the command line without dashes
 
-This module reads and checks the file's shape (tomllib, or tomli before Python 3.11) and writes
+This module reads and checks the file's shape (tomllib) and writes
 it back (`config_edit`).
 Which keys exist and what their values mean is the command-line layer's business: it knows the
 options, their types and their defaults, and reports a bad value through `Config.invalid`.
@@ -18,11 +18,9 @@ import json
 import os
 import re
 import stat
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from cli_devops.errors import UsageError
 from cli_devops.redaction import REDACTED, redact
@@ -34,7 +32,7 @@ SECRET_KEYS = frozenset({"token", "prometheus-token"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}")
 _TOML_POSITION = re.compile(r"\s*\(at line ([0-9]+), column [0-9]+\)$")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 
 class ConfigError(UsageError):
@@ -174,10 +172,7 @@ def check_private(path: Path, mode: int) -> None:
 
 def parse(text: str, path: Path) -> Config:
     """The Config in `text` (read from `path`, named in errors)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on Python 3.9/3.10
-        import tomli as tomllib
+    import tomllib
 
     try:
         document = tomllib.loads(text)

@@ -15,7 +15,7 @@ import ipaddress
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from cli_devops.errors import PayloadError
@@ -133,9 +133,9 @@ def _time(value: object) -> datetime:
     except ValueError:
         raise PayloadError("time is not a timestamp") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:  # year 1 at +23:59 is before year 1 in UTC: the console could not show it
-        moment.astimezone(timezone.utc)
+        moment.astimezone(UTC)
         moment.astimezone()
         moment.timestamp()
     except (OverflowError, ValueError, OSError):
