@@ -79,8 +79,9 @@ def test_a_scrape_stops_reading_in_time_to_send_what_it_read():
     assert found["cpx_up", ()] == 1
     assert read > 0  # there was time to read: never an empty answer
     # The read ended when its time plus the answer's share of what it read reached the
-    # deadline (a few requests in flight then may still finish).
-    assert found["cpx_scrape_duration_seconds", ()] + 0.005 * (read - 16) <= 2.5
+    # deadline; the 16 requests in flight then may still finish, and a loaded machine may be
+    # late by a few of the 5 ms shares.
+    assert found["cpx_scrape_duration_seconds", ()] + 0.005 * (read - 16) <= 2.5 + 0.1
     assert found["cpx_scrape_unrequested_instances", ()] == 50_000 - read
 
 

@@ -37,9 +37,13 @@ async def acquire_within(limiter: FixedLimiter, budget: ReadBudget) -> Ticket | 
     if remaining is None:
         return await limiter.acquire()
     try:
-        return await asyncio.wait_for(limiter.acquire(), remaining)
+        ticket = await asyncio.wait_for(limiter.acquire(), remaining)
     except TimeoutError:
         return None
+    if budget.expired():  # it came earlier while waiting (the exporter's answer cost)
+        limiter.release(ticket, cut=True)
+        return None
+    return ticket
 
 
 async def read_all(

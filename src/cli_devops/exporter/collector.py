@@ -10,13 +10,14 @@ counts them, so a huge fleet's scrape stays small and answers within its timeout
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import ipaddress
 import math
 import socket
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -47,10 +48,29 @@ class ScrapeAnswer:
     read_ended: float | None = None
     instances: int = 0
 
+    def sent(self, learn: Callable[[int, float], None]) -> None:
+        """The answer went out: `learn(instances, seconds since the read ended)`."""
+        if self.read_ended is not None:
+            learn(self.instances, time.monotonic() - self.read_ended)
+
 
 scrape_answer: contextvars.ContextVar[ScrapeAnswer | None] = contextvars.ContextVar(
     "cpx_scrape_answer", default=None
 )
+
+
+@contextlib.contextmanager
+def scrape_context(deadline: float) -> Iterator[ScrapeAnswer]:
+    """The scrape's deadline and the record of its answer, for `collect()` (which takes no
+    arguments) while the HTTP handler answers the scrape."""
+    budget_token = scrape_budget.set(deadline)
+    answer = ScrapeAnswer()
+    answer_token = scrape_answer.set(answer)
+    try:
+        yield answer
+    finally:
+        scrape_answer.reset(answer_token)
+        scrape_budget.reset(budget_token)
 
 
 @dataclass(frozen=True)

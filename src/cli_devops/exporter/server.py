@@ -21,7 +21,6 @@ import socket
 import socketserver
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,9 @@ from cli_devops import __version__
 from cli_devops.errors import CannotListen, ExitStatus
 from cli_devops.exporter.collector import (
     CpxCollector,
-    ScrapeAnswer,
     Shard,
     parse_shard,
-    scrape_answer,
-    scrape_budget,
+    scrape_context,
     scrape_deadline,
 )
 from cli_devops.exporter.events import EventLog
@@ -208,29 +205,21 @@ class _Handler(BaseHTTPRequestHandler):
         registry = exporter.registry.restricted_registry(names) if names else exporter.registry
         deadline = scrape_deadline(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        token = scrape_budget.set(deadline)
-        answer = ScrapeAnswer()
-        answer_token = scrape_answer.set(answer)
-        try:
-            body = encoder(registry)
-        except ExporterStopping:
-            self.close_connection = True  # abandoned: no answer rather than a false "down"
-            return
-        except Exception as err:  # one scrape's bug must not take the exporter down
-            exporter.events.error("scrape failed", cause=f"{type(err).__name__}: {err}")
-            exporter.log_traceback()
-            self._send(500, "text/plain; charset=utf-8", b"internal error reading the fleet\n")
-            return
-        finally:
-            scrape_budget.reset(token)
-            scrape_answer.reset(answer_token)
+        with scrape_context(deadline) as answer:
+            try:
+                body = encoder(registry)
+            except ExporterStopping:
+                self.close_connection = True  # abandoned: no answer rather than a false "down"
+                return
+            except Exception as err:  # one scrape's bug must not take the exporter down
+                exporter.events.error("scrape failed", cause=f"{type(err).__name__}: {err}")
+                exporter.log_traceback()
+                self._send(500, "text/plain; charset=utf-8", b"internal error reading the fleet\n")
+                return
         gzipped = accepts_gzip(self.headers.get("Accept-Encoding", ""))
-        # Level 1: a few times faster than the default 9 on a large answer, a little larger.
-        sent = gzip.compress(body, compresslevel=1) if gzipped else body
+        sent = gzip.compress(body, compresslevel=1) if gzipped else body  # level 1: much faster
         self._send(200, content_type, sent, gzipped=gzipped)
-        if answer.read_ended is not None:
-            spent = time.monotonic() - answer.read_ended
-            exporter.reader.learn_answer_cost(answer.instances, spent)
+        answer.sent(exporter.reader.learn_answer_cost)
 
     def _send(self, status: int, content_type: str, body: bytes, *, gzipped: bool = False) -> None:
         self.send_response(status)
