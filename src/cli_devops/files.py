@@ -17,11 +17,13 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli_devops.errors import CannotWrite
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LOCK_TIMEOUT = 30.0
 """Longest wait for another writer's lock (each holds it for milliseconds)."""
@@ -104,6 +106,8 @@ def locked_update(
     from filelock import FileLock, Timeout
 
     try:
+        from pathlib import Path  # here: every command imports this module for `reason`
+
         target = Path(os.path.realpath(path))
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock = FileLock(target.parent / f".{target.name}.lock", timeout=LOCK_TIMEOUT)
@@ -126,6 +130,9 @@ def locked_update(
 
 
 def _replace(target: Path, text: str, mode: int) -> None:
+    import tempfile
+    from pathlib import Path
+
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
