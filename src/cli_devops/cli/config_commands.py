@@ -166,8 +166,17 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
 def view(options: GlobalValues) -> int:
     """Print the contexts as TOML, tokens shown as <redacted>."""
     from cli_devops import config
-    from cli_devops.cli.contexts import read_config
+    from cli_devops.cli.contexts import config_path, read_config
 
+    path = config_path(options["config"])[0]
+    if not path.exists():  # a named file that is missing is an error in read_config
+        read_config(options["config"])
+        click.echo(
+            f"No config file: there is none at {terminal_safe(str(path))} "
+            "(cli_devops config set-context NAME --cp-url URL creates it).",
+            err=True,
+        )
+        return ExitStatus.OK
     click.echo(config.render(read_config(options["config"])), nl=False)
     return ExitStatus.OK
 

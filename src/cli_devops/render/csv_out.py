@@ -33,6 +33,8 @@ def write_csv(
 def csv_cell(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):  # as JSON writes it, not Python's True/False
+        return "true" if value else "false"
     if isinstance(value, str):
         return terminal_safe(value)
     return str(value)

@@ -241,6 +241,11 @@ def _footer(state: TrackState, statuses: Sequence[str]) -> Text:
     healthy = summaries[0].healthy if summaries else 0
     ok = bool(summaries) and summaries[0].status is Status.HEALTHY
     text = Text()
+    if state.last_ok_clock is None:  # nothing was measured: no verdict either way
+        polls = "the poll" if state.polls == 1 else f"all {state.polls} polls"
+        text.append("Service state unknown", style="bold yellow")
+        text.append(f": the API could not be read ({polls} failed)")
+        return text
     if state.error is not None and state.last_ok_clock is not None:
         text.append(f"As of poll {state.last_ok_poll}, the last good one: ", style="yellow")
     text.append(

@@ -1,0 +1,52 @@
+"""What a new user trips over: the words and hints of the one-shot commands, CSV, config view."""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+
+import pexpect
+import pytest
+
+from .test_track import ANSI, spawn_track
+
+
+def dead_url() -> str:
+    """A loopback URL nothing listens on (a port just bound and released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_csv_writes_booleans_as_json_does(cli, sim):
+    result = cli("--cp-url", sim.url, "services", "-o", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {row["outlier"] for row in rows} <= {"true", "false"}
+    assert "True" not in result.stdout and "False" not in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.system
+def test_track_against_a_dead_api_says_unknown_not_unhealthy():
+    child, transcript = spawn_track(
+        dead_url(), "UserService", "--interval", "0.2", "--count", "2", options=("--retries", "0")
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = ANSI.sub("", transcript.getvalue())
+    assert "Service state unknown: the API could not be read" in screen
+    assert "Unhealthy" not in screen
+
+
+def test_config_view_without_a_file_says_where_it_would_be(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    result = cli("config", "view")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    expected = tmp_path / "cli_devops" / "config.toml"
+    assert result.stderr == (
+        f"No config file: there is none at {expected} "
+        "(cli_devops config set-context NAME --cp-url URL creates it).\n"
+    )
