@@ -50,3 +50,20 @@ def test_config_view_without_a_file_says_where_it_would_be(cli, tmp_path, monkey
         f"No config file: there is none at {expected} "
         "(cli_devops config set-context NAME --cp-url URL creates it).\n"
     )
+
+
+def test_one_duration_grammar_for_timeout_interval_and_at(cli, sim):
+    result = cli("--cp-url", sim.url, "--timeout", "1d", "services", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    result = cli("--cp-url", sim.url, "track", "UserService", "--interval", "1w",
+                 "--count", "1", "-o", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    from cli_devops.durations import parse_duration
+    from cli_devops.sources.promql import parse_moment
+
+    for text in ("1d", "1d12h", "2w", "1h30m", "90s", "500ms"):
+        assert parse_moment(f"-{text}", 1e9) == 1e9 - parse_duration(text)
+        assert parse_moment(f"{text} ago", 1e9) == 1e9 - parse_duration(text)
+    result = cli("--cp-url", sim.url, "--timeout", "1x", "services")
+    assert result.exit_code == 2
+    assert "w, d, h, m, s or ms" in result.stderr

@@ -1,4 +1,7 @@
-"""Durations as people write them: `1.5`, `1500ms`, `2s`, `1m`, `1m30s`, `1h`.
+"""Durations as people write them: `1.5`, `1500ms`, `2s`, `1m`, `1m30s`, `1h`, `1d`, `1w`.
+
+One grammar for every duration the tool reads: the options that take seconds and the relative
+moments of `--at` (`-1d`, `1h30m ago`) alike.
 
 `parse_duration` turns the text into seconds (a plain number is seconds, as before durations were
 accepted); `Duration` is the click parameter type of every option that takes seconds, so
@@ -21,7 +24,8 @@ else:
     _FloatParamType = click.ParamType
 
 ACCEPTED_FORMS = (
-    "seconds (1.5) or a number with h, m, s or ms, largest unit first (1500ms, 2s, 1m, 1m30s)"
+    "seconds (1.5) or a number with w, d, h, m, s or ms, largest unit first (1500ms, 2s, 1m, "
+    "1m30s, 1d)"
 )
 MAX_TEXT = 64
 """Longer text is no duration anyone writes; refused before the expression runs."""
@@ -30,11 +34,11 @@ MAX_SECONDS = 10 * 365 * 24 * 3600.0
 
 _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _UNITS = (
-    rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m(?!s))?"
+    rf"(?:(?P<w>{_NUMBER})w)?(?:(?P<d>{_NUMBER})d)?(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m(?!s))?"
     rf"(?:(?P<s>{_NUMBER})s)?(?:(?P<ms>{_NUMBER})ms)?"
 )
 """Compiled (and cached by `re`) on the first duration parsed, not when `--help` imports this."""
-_SCALE = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_SCALE = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 def parse_duration(text: str) -> float:

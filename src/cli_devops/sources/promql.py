@@ -8,9 +8,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
+from cli_devops.durations import parse_duration
 from cli_devops.errors import UsageError
 from cli_devops.redaction import redact
 
@@ -18,8 +19,6 @@ _MATCHER = re.compile(
     r"\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"
     r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)\s*"""
 )
-_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def prometheus_url(raw: str) -> tuple[str, str | None]:
@@ -138,7 +137,12 @@ def rfc3339(moment: float) -> str:
 
 
 def _duration(text: str) -> float | None:
-    if not text or _DURATION.sub("", text):
+    """The one duration grammar of every option (`durations.py`), so `--at -1d` and
+    `--timeout 1d` read alike; a moment needs its unit (`-5` is more likely a slip than
+    five seconds ago)."""
+    if not text or not text[-1].isalpha():
         return None
-    total = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION.findall(text))
-    return total if total <= timedelta.max.total_seconds() else None
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None
