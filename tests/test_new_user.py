@@ -67,3 +67,22 @@ def test_one_duration_grammar_for_timeout_interval_and_at(cli, sim):
     result = cli("--cp-url", sim.url, "--timeout", "1x", "services")
     assert result.exit_code == 2
     assert "w, d, h, m, s or ms" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.parametrize(
+    ("command", "hint"),
+    [
+        (["top"], "top looks back with --replay FILE, a recording made with --record"),
+        (["track", "UserService"], "track follows the present; top --replay FILE plays a "
+         "recording back"),
+    ],
+)  # fmt: skip
+def test_at_on_a_command_without_it_names_the_commands_that_take_it(cli, command, hint, where):
+    args = ["--at", "-5m", *command] if where == "before" else [*command, "--at", "-5m"]
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"cli_devops: error: --at is not an option of '{command[0]}'; services, status, "
+        f"unhealthy-services take it ({hint})\n"
+    )

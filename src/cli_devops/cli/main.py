@@ -21,6 +21,7 @@ from cli_devops.cli.options import (
     RUN,
     before_command_options,
     given_on_command_line,
+    not_taken,
 )
 from cli_devops.errors import (
     ApiUnreachable,
@@ -106,6 +107,13 @@ def run(argv: list[str] | None = None, started: float | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return ExitStatus.INTERRUPTED
+    except click.NoSuchOption as err:
+        better = not_taken(err)
+        if better is None:
+            err.show()
+        else:
+            _fail(str(better))
+        return ExitStatus.USAGE
     except click.ClickException as err:
         _fail(_click_message(err))
         return ExitStatus.USAGE

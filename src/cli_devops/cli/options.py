@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
+from cli_devops.errors import CliDevopsError
 from cli_devops.params import Duration, Number, Whole
 from cli_devops.settings import (
     DEFAULT_MIN_HEALTHY,
@@ -253,6 +254,41 @@ def before_command_options(func: F) -> F:
     return func
 
 
+LOOKING_BACK = {
+    "top": "top looks back with --replay FILE, a recording made with --record",
+    "track": "track follows the present; top --replay FILE plays a recording back",
+}
+"""Where to look instead, for a command that cannot read the fleet as it was (`--at`)."""
+
+
+class NotTaken(CliDevopsError):
+    """A global option given to a command that does nothing with it: one line naming the
+    commands that take it (`--at` is not an option of 'top' ...)."""
+
+    def __init__(self, names: Sequence[str], ctx: click.Context) -> None:
+        command = ctx.info_name or ""
+        flags = ", ".join(BY_NAME[name].flag for name in names)
+        takers = sorted(
+            name
+            for name, other in getattr(ctx.find_root().command, "commands", {}).items()
+            if all(any(p.name == wanted for p in other.params) for wanted in names)
+        )
+        them = "it" if len(names) == 1 else "them"
+        where = f"; {', '.join(takers)} take {them}" if takers else ""
+        hint = f" ({LOOKING_BACK[command]})" if "at" in names and command in LOOKING_BACK else ""
+        verb = "is not an option" if len(names) == 1 else "are not options"
+        super().__init__(f"{flags} {verb} of '{command}'{where}{hint}")
+
+
+def not_taken(err: click.NoSuchOption) -> NotTaken | None:
+    """The one-line error for a global option typed after a command that does not take it;
+    None for an option that is no global one (click's own message, with its suggestion)."""
+    name = err.option_name.lstrip("-").replace("-", "_")
+    if err.ctx is None or name not in BY_NAME or not err.option_name.startswith("--"):
+        return None
+    return NotTaken([name], err.ctx)
+
+
 def given_on_command_line(ctx: click.Context, values: Mapping[str, Any]) -> dict[str, Any]:
     return {
         name: value
@@ -268,8 +304,7 @@ def merge(ctx: click.Context, local: Mapping[str, Any]) -> GlobalValues:
     before: Mapping[str, Any] = root.meta.get(GIVEN_BEFORE, {}) if root is not ctx else {}
     unused = [name for name in before if name not in local]
     if unused:
-        flags = ", ".join(BY_NAME[name].flag for name in unused)
-        raise click.UsageError(f"{flags} does nothing for '{ctx.info_name}'", ctx)
+        raise NotTaken(unused, ctx)
     values: dict[str, Any] = {}
     given_as: dict[str, str] = {}
     for name, value in local.items():
