@@ -328,7 +328,7 @@ def test_every_context_down_is_exit_3(cli, tmp_path):
 def test_all_contexts_refusals(cli, config_file, tmp_path):
     both = cli("--config", str(config_file), "--context", "a", "status", "--all-contexts")
     assert both.exit_code == 2
-    assert "give --context or --all-contexts, not both" in both.stderr
+    assert both.stderr == "cli_devops: error: give --context or --all-contexts, not both\n"
     empty = cli("--config", str(tmp_path / "none.toml"), "status", "--all-contexts")
     assert empty.exit_code == 2
     none = tmp_path / "empty.toml"
@@ -351,3 +351,10 @@ def test_set_context_reads_a_token_from_stdin(tmp_path):
         refused.stderr
     )
     assert "two words" not in refused.stderr
+
+
+def test_all_contexts_on_the_command_line_wins_over_cpx_context(cli, three_contexts, monkeypatch):
+    monkeypatch.setenv("CPX_CONTEXT", "a")
+    result = cli("--config", str(three_contexts), "status", "--all-contexts", "-o", "json")
+    assert {record["context"] for record in json.loads(result.stdout)} == {"a", "b"}
+    assert "context 'down'" in result.stderr  # read too, and down

@@ -79,8 +79,8 @@ def make_run_configs(ctx: click.Context, options: GlobalValues) -> list[tuple[st
     from cli_devops.cli.contexts import read_config
     from cli_devops.cli.options import with_context
 
-    if options.given("context"):
-        raise click.UsageError(f"give {options.given_as['context']} or --all-contexts, not both")
+    if options.given_as.get("context") == "--context":  # the command line beats CPX_CONTEXT
+        raise UsageError("give --context or --all-contexts, not both")
     base = options.without_context or options
     config = read_config(base["config"])
     if not config.contexts:
