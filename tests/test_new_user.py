@@ -86,3 +86,12 @@ def test_at_on_a_command_without_it_names_the_commands_that_take_it(cli, command
         f"cli_devops: error: --at is not an option of '{command[0]}'; services, status, "
         f"unhealthy-services take it ({hint})\n"
     )
+
+
+def test_prometheus_url_pointed_at_a_cpx_api_names_cp_url(cli, sim):
+    result = cli("--prometheus-url", sim.url, "--retries", "0", "status")
+    assert result.exit_code == 3
+    assert result.stderr == (
+        f"cli_devops: error: {sim.url} does not look like Prometheus: its query API answered "
+        "HTTP 400. Is it the CPX API? That is given with --cp-url, not --prometheus-url.\n"
+    )

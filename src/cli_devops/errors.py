@@ -72,7 +72,8 @@ class ApiUnreachable(CliDevopsError):
     "tls" (its certificate is not trusted), "answer" (it answered, but unusably) or "connect"
     (anything else: wrong address, down, timing out), "contexts" (no context of a read of
     every context could be read; each was reported with its own reason) or "prometheus" (the
-    fleet was to be read from Prometheus, which the message names).
+    fleet was to be read from Prometheus, which the message names), "not_prometheus" (what was
+    given as Prometheus answered its query API as no Prometheus does).
     """
 
     exit_status = ExitStatus.API_UNREACHABLE

@@ -149,6 +149,7 @@ _API_HINTS = {
     "auth": " Check --token (or CPX_TOKEN).",
     "tls": " Check --ca-cert (or --insecure for testing).",
     "connect": " Check --cp-url (or CPX_URL), or try --demo to use the bundled simulator.",
+    "not_prometheus": " Is it the CPX API? That is given with --cp-url, not --prometheus-url.",
 }
 
 

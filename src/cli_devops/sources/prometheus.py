@@ -222,9 +222,20 @@ class PrometheusSource:
                 f"{path}?{urlencode(params, quote_via=quote)}", MAX_ANSWER, budget
             )
         except HttpFailure as err:
+            if err.status in NOT_PROMETHEUS:
+                reason = (
+                    f"{self.base_url} does not look like Prometheus: its query API answered "
+                    f"{err}."
+                )
+                raise ApiUnreachable(reason, kind="not_prometheus") from None
             refused = ", the credentials were refused" if err.status in (401, 403) else ""
             reason = f"cannot query Prometheus at {self.base_url}: {err}{refused}"
             raise ApiUnreachable(reason, kind="prometheus") from None
+
+
+NOT_PROMETHEUS = (400, 404, 405)
+"""Statuses Prometheus (or Thanos, VictoriaMetrics) never gives the checked queries sent here,
+and a CPX API or another web server gives for `/api/v1/query`."""
 
 
 def fetch_fleet(settings: PrometheusSettings, at: float | None = None) -> PrometheusRead:
