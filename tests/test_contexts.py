@@ -124,12 +124,12 @@ def test_a_token_in_a_file_others_can_read_is_refused(cli, config_file):
     [
         ("cpu-treshold = 85", "line 6: context 'a', key 'cpu-treshold': not a global option; "
                               "known keys: ca-cert, concurrency, cp-url, cpu-threshold"),
-        ("cpu-threshold = 150", "line 6: context 'a', key 'cpu-threshold': 150.0 is not in the "
-                                "range 0<=x<=100."),
+        ("cpu-threshold = 150", "line 6: context 'a', key 'cpu-threshold': 150 is out of range; "
+                                "give PCT, from 0 to 100"),
         ('timeout = "5x"', "line 6: context 'a', key 'timeout': '5x' is not a duration; use "
                            "seconds (1.5)"),
         ('strict = "yes"', "line 6: context 'a', key 'strict': must be true or false"),
-        ("retries = true", "line 6: context 'a', key 'retries': must be a integer range, not "
+        ("retries = true", "line 6: context 'a', key 'retries': must be a whole number, not "
                            "true/false"),
         ("token = 8080", "line 6: context 'a', key 'token': must be a string"),
         ('context = "b"', "line 6: context 'a', key 'context': not a global option"),
@@ -215,7 +215,7 @@ def test_set_context_refuses_what_the_command_line_refuses(cli, tmp_path):
         (["--timeout", "soon"], "Invalid value for '--timeout': 'soon' is not a duration"),
         (["--cpu-threshold", "101"], "Invalid value for '--cpu-threshold'"),
         (["--token", "a b"], "Invalid value for '--token': must be visible ASCII"),
-        (["--context", "x"], "No such option"),
+        (["--context", "x"], "--context is not an option of 'set-context'"),
     ]:
         result = cli(*config, "config", "set-context", "prod", *args)
         assert result.exit_code == 2, args

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import socket
 
 import pexpect
@@ -95,3 +96,43 @@ def test_prometheus_url_pointed_at_a_cpx_api_names_cp_url(cli, sim):
         f"cli_devops: error: {sim.url} does not look like Prometheus: its query API answered "
         "HTTP 400. Is it the CPX API? That is given with --cp-url, not --prometheus-url.\n"
     )
+
+
+def every_command_line() -> list[list[str]]:
+    from cli_devops.cli.main import cli as group
+
+    lines = [[]]
+    for name, command in group.commands.items():
+        lines.append([name])
+        lines += [[name, sub] for sub in getattr(command, "commands", {})]
+    return lines
+
+
+@pytest.mark.parametrize("command", every_command_line(), ids=" ".join)
+def test_help_shows_metavars_a_person_reads(cli, command):
+    result = cli(*command, "--help")
+    assert result.exit_code == 0
+    leaks = re.findall(r"\b(?:INTEGER|FLOAT|TEXT|RANGE|BOOLEAN)\b|<=x|x>=", result.stdout)
+    assert leaks == [], command
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["status", "--min-healthy", "x"],
+         "Invalid value for '--min-healthy': 'x' is not a whole number; give N, at least 1"),
+        (["status", "--min-healthy", "0"],
+         "Invalid value for '--min-healthy': 0 is out of range; give N, at least 1"),
+        (["--cpu-threshold", "nan", "status"],
+         "Invalid value for '--cpu-threshold': 'nan' is not a finite number; give PCT, from 0 to 100"),
+        (["simulate", "--port", "70000"],
+         "Invalid value for '--port': 70000 is out of range; give PORT, from 0 to 65535"),
+        (["top", "--speed", "inf"],
+         "Invalid value for '--speed': 'inf' is not a finite number; give X, from 0.01 to 1000"),
+    ],
+)  # fmt: skip
+def test_number_messages_use_the_metavar_words(cli, args, message):
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"cli_devops: error: {message} (see 'cli_devops ")
+    assert len(result.stderr.splitlines()) == 1

@@ -107,13 +107,6 @@ def run(argv: list[str] | None = None, started: float | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return ExitStatus.INTERRUPTED
-    except click.NoSuchOption as err:
-        better = not_taken(err)
-        if better is None:
-            err.show()
-        else:
-            _fail(str(better))
-        return ExitStatus.USAGE
     except click.ClickException as err:
         _fail(_click_message(err))
         return ExitStatus.USAGE
@@ -176,7 +169,11 @@ def _with_hint(err: CliDevopsError) -> str:
 
 
 def _click_message(err: click.ClickException) -> str:
-    """A usage error of click's in the one error format, with where to read more."""
+    """A usage error of click's in the one error format, with where to read more; a global
+    option given to a command that does not take it names the commands that do."""
+    better = not_taken(err) if isinstance(err, click.NoSuchOption) else None
+    if better is not None:
+        return str(better)
     message = " ".join(err.format_message().split())
     ctx = getattr(err, "ctx", None)
     if isinstance(err, click.UsageError) and ctx is not None:

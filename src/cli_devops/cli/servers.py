@@ -72,19 +72,21 @@ def exporter(
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=Whole(0, 65535), default=8081, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="Address to listen on.")  # fmt: skip
+@click.option("--port", type=Whole(0, 65535, metavar="PORT"), default=8081, show_default=True,
+              help="Port to listen on; 0 picks a free one.")  # fmt: skip
 @click.option("--fleet", "fleet_size", type=Whole(1, 1_000_000), default=150,
               show_default=True, help="Number of instances.")  # fmt: skip
-@click.option("--seed", type=int, help="Seed for a reproducible fleet.")
-@click.option("--latency-ms", type=Number(min=0, max=3_600_000), default=0.0, show_default=True,
-              help="Delay every answer by this much.")  # fmt: skip
+@click.option("--seed", type=Whole(), help="Seed for a reproducible fleet.")
+@click.option("--latency-ms", type=Number(min=0, max=3_600_000, metavar="MS"), default=0.0,
+              show_default=True, help="Delay every answer by this much.")  # fmt: skip
 @click.option("--fail-rate", type=Number(0, 1), default=0.0, metavar="P",
               help="Share of requests answered 503 or with a dropped connection.")  # fmt: skip
 @click.option("--slow-rate", type=Number(0, 1), default=0.0, metavar="P",
               help="Share of requests whose body stalls for --slow-ms.")  # fmt: skip
-@click.option("--slow-ms", type=Number(min=0, max=3_600_000), default=10_000.0, show_default=True,
-              help="How long a slow answer stalls.")  # fmt: skip
+@click.option("--slow-ms", type=Number(min=0, max=3_600_000, metavar="MS"), default=10_000.0,
+              show_default=True, help="How long a slow answer stalls.")  # fmt: skip
 @click.option("--chaos", is_flag=True,
               help="A quarter of the instances answer malformed, oversize or malicious "
                    "payloads, and /servers lists junk entries.")  # fmt: skip

@@ -224,8 +224,7 @@ class PrometheusSource:
         except HttpFailure as err:
             if err.status in NOT_PROMETHEUS:
                 reason = (
-                    f"{self.base_url} does not look like Prometheus: its query API answered "
-                    f"{err}."
+                    f"{self.base_url} does not look like Prometheus: its query API answered {err}."
                 )
                 raise ApiUnreachable(reason, kind="not_prometheus") from None
             refused = ", the credentials were refused" if err.status in (401, 403) else ""
