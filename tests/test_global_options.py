@@ -119,6 +119,7 @@ def test_each_command_help_lists_the_global_options_it_uses(cli, command):
     uses = {
         "simulate": (),
         "completion": (),
+        "options": (),  # it describes them all, outside its own help
         "exporter": (*CONNECTION, *THRESHOLDS),
         "top": (*CONNECTION, *PROMETHEUS, *THRESHOLDS, "no_color", "at"),
         "track": FLEET_VIEW,

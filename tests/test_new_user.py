@@ -124,7 +124,8 @@ def test_help_shows_metavars_a_person_reads(cli, command):
         (["status", "--min-healthy", "0"],
          "Invalid value for '--min-healthy': 0 is out of range; give N, at least 1"),
         (["--cpu-threshold", "nan", "status"],
-         "Invalid value for '--cpu-threshold': 'nan' is not a finite number; give PCT, from 0 to 100"),
+         "Invalid value for '--cpu-threshold': 'nan' is not a finite number; give PCT, from 0 to "
+         "100"),
         (["simulate", "--port", "70000"],
          "Invalid value for '--port': 70000 is out of range; give PORT, from 0 to 65535"),
         (["top", "--speed", "inf"],
@@ -136,3 +137,29 @@ def test_number_messages_use_the_metavar_words(cli, args, message):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"cli_devops: error: {message} (see 'cli_devops ")
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [*every_command_line(), ["options"]], ids=" ".join)
+def test_every_help_page_fits_45_lines_of_80_columns(cli, command, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    page = cli(*command, "--help").stdout
+    assert len(page.splitlines()) <= 45, page
+    assert max(len(line) for line in page.splitlines()) <= 80, page
+
+
+def test_global_options_are_described_once_on_the_options_page(cli, monkeypatch):
+    from cli_devops.cli.options import GLOBALS
+
+    monkeypatch.setenv("COLUMNS", "80")
+    page = cli("options")
+    assert page.exit_code == 0
+    assert len(page.stdout.splitlines()) <= 45, page.stdout
+    for option in GLOBALS:
+        assert f"  {option.flag} " in page.stdout or page.stdout.count(f"  {option.flag}\n")
+    assert "Bearer token for the CPX API" in page.stdout
+    status = cli("status", "--help").stdout
+    assert "Bearer token for the CPX API" not in status
+    named = " ".join(status[status.index("Global options:") :].split())
+    assert "--cp-url --context --config" in named
+    assert "--at --demo --no-color --debug; see 'cli_devops options'" in named
+    assert "--at " not in " ".join(cli("track", "--help").stdout.split())

@@ -30,7 +30,7 @@ def config_group() -> None:
     """Named contexts: one set of global options per CPX environment (kubectl-style).
 
     \b
-    cli_devops config set-context prod --cp-url http://10.0.0.5:8080 --cpu-threshold 85
+    cli_devops config set-context prod --cp-url 10.0.0.5:8080 --cpu-threshold 85
     cli_devops config use-context prod
     cli_devops config get-contexts
     """

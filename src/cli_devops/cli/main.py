@@ -23,6 +23,7 @@ from cli_devops.cli.options import (
     given_on_command_line,
     not_taken,
 )
+from cli_devops.cli.options_page import options_page
 from cli_devops.errors import (
     ApiUnreachable,
     CliDevopsError,
@@ -78,6 +79,7 @@ for _command in (
     servers.simulate,
     config_group,
     completion,
+    options_page,
 ):
     cli.add_command(_command)
 

@@ -91,14 +91,42 @@ class GlobalOption:
         value = self.attrs.get("envvar")
         return value if isinstance(value, str) else None
 
-    def option(self, *, before_command: bool = False) -> click.Option:
+    def option(self, *, before_command: bool = False, summary: Sequence[str] = ()) -> click.Option:
         """The click option; before the command it takes no environment variable (the command
         reads that), so an unusable variable never fails a command that does not use it. Its
-        check (a token's characters) runs wherever the value is typed."""
+        check (a token's characters) runs wherever the value is typed.
+
+        In a command's help it is not described (`cli_devops options` describes every global
+        option once); the option given `summary`, the flags the command takes, lists them."""
         attrs = dict(self.attrs)
         if before_command:
             attrs.pop("envvar", None)
-        return click.Option([self.flag], **attrs)
+        return GlobalClickOption([self.flag], summary=summary, **attrs)
+
+    def described(self) -> click.Option:
+        """The option as `cli_devops options` describes it: help, default, range."""
+        return click.Option([self.flag], **self.attrs)
+
+
+OPTIONS_PAGE = "cli_devops options"
+
+
+class GlobalClickOption(click.Option):
+    """A global option: parsed and completed as any option, left out of a command's help
+    but for one line naming them all (it would otherwise repeat 19 descriptions on 7 pages)."""
+
+    def __init__(self, *args: Any, summary: Sequence[str] = (), **attrs: Any) -> None:
+        super().__init__(*args, **attrs)
+        self.summary = tuple(summary)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if not self.summary:
+            return None
+        import textwrap
+
+        text = f"{' '.join(self.summary)}; see '{OPTIONS_PAGE}'"
+        lines = textwrap.wrap(text, 40, break_on_hyphens=False)  # fits beside any term at 80
+        return "Global options:", "\b\n" + "\n".join(lines)
 
 
 GLOBALS: tuple[GlobalOption, ...] = (
@@ -234,10 +262,12 @@ def global_options(*names: str) -> Callable[[F], F]:
             RUN.debug = bool(options["debug"])
             return func(options=options, **kwargs)
 
+        flags = [option.flag for option in GLOBALS if option.name in taken]
         for name in reversed(taken):
+            summary = flags if name == taken[0] else ()
             wrapper.__click_params__ = [  # type: ignore[attr-defined]
                 *getattr(wrapper, "__click_params__", []),
-                BY_NAME[name].option(),
+                BY_NAME[name].option(summary=summary),
             ]
         return wrapper  # type: ignore[return-value]
 
@@ -247,9 +277,10 @@ def global_options(*names: str) -> Callable[[F], F]:
 def before_command_options(func: F) -> F:
     """Every global option on the group, for `cli_devops --cp-url URL services`."""
     for option in reversed(GLOBALS):
+        summary = ("before or after the command",) if option is GLOBALS[0] else ()
         func.__click_params__ = [  # type: ignore[attr-defined]
             *getattr(func, "__click_params__", []),
-            option.option(before_command=True),
+            option.option(before_command=True, summary=summary),
         ]
     return func
 
