@@ -25,14 +25,15 @@ def test_fleet_rows_worst_first_then_filter_drill_down_and_back(sim):
         async with console.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: console.frame is not None)
             header, *rows = table_lines(console)
-            assert header.split()[:8] == ["Status▼", "Service", "Inst", "Healthy", "Unhealthy",
+            assert header.split()[:7] == ["Status▼", "Service", "Healthy", "Unhealthy",
                                           "Unknown", "Outliers", "CPU"]  # fmt: skip
-            assert [row.split()[:8] for row in rows] == [
-                ["Unhealthy", "MLService", "2", "0/2", "2", "0", "0", "64%"],
-                ["Unhealthy", "AuthService", "2", "1/2", "1", "0", "0", "73%"],
-                ["Healthy", "GeoService", "3", "2/2", "1", "0", "0", "6%"],
-                ["Healthy", "UserService", "3", "2/2", "1", "0", "0", "64%"],
+            assert [row.split()[:7] for row in rows] == [
+                ["Unhealthy", "MLService", "0/2", "2", "0", "0", "64%"],
+                ["Unhealthy", "AuthService", "1/2", "1", "0", "0", "73%"],
+                ["Healthy", "GeoService", "2/3", "1", "0", "0", "6%"],
+                ["Healthy", "UserService", "2/3", "1", "0", "0", "64%"],
             ]
+            assert "a service needs 2 healthy" in static_text(console, "#place")
             totals = static_text(console, "#totals")
             assert totals.startswith("10 instances in 4 services: 5 healthy, 5 unhealthy")
             assert "2 under-replicated (fewer than 2 healthy)" in totals
@@ -112,16 +113,16 @@ def test_pause_freezes_the_view_while_polls_go_on_and_sort_cycles(sim, fleet):
                         > shown.polls + 2)  # fmt: skip
             assert console.frame is shown
             geo = next(line for line in table_lines(console) if "GeoService" in line)
-            assert geo.split()[4] == "1"  # still one unhealthy instance on screen
+            assert geo.split()[3] == "1"  # still one unhealthy instance on screen
             await pilot.press("p")
             assert "PAUSED" not in static_text(console, "#header")
             geo = next(line for line in table_lines(console) if "GeoService" in line)
-            assert geo.split()[4] == "2"
+            assert geo.split()[3] == "2"
 
             await pilot.press("s")  # Status -> Service (by name)
             names = [line.split()[1] for line in table_lines(console)[1:]]
             assert names == ["AuthService", "GeoService", "MLService", "UserService"]
-            assert "Service▼" in table_lines(console)[0]
+            assert "Service▲" in table_lines(console)[0]  # A to Z
             await pilot.press("q")
 
     asyncio.run(scenario())
@@ -154,8 +155,8 @@ def test_outlier_counted_on_the_fleet_and_noted_on_the_service_screen():
             console = session(server.url, interval=0.2).console
             async with console.run_test(size=SIZE) as pilot:
                 await until(pilot, lambda: console.frame is not None)
-                assert table_lines(console)[1].split()[:7] == [
-                    "Healthy", "Api", "7", "7/2", "0", "0", "1"
+                assert table_lines(console)[1].split()[:6] == [
+                    "Healthy", "Api", "7/7", "0", "0", "1"
                 ]  # fmt: skip
                 await pilot.press("enter")
                 await until(pilot, lambda: isinstance(console.screen, ServiceScreen))
@@ -220,9 +221,9 @@ def test_clicking_a_header_sorts_by_that_column(sim):
         async with console.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: console.frame is not None)
             header = table_lines(console)[0]
-            await pilot.click(RowTable, offset=(header.index("Inst") + 1, 0))
-            assert "Inst▼" in table_lines(console)[0]
-            counts = [int(line.split()[2]) for line in table_lines(console)[1:]]
+            await pilot.click(RowTable, offset=(header.index("Healthy") + 1, 0))
+            assert "Healthy▼" in table_lines(console)[0]
+            counts = [int(line.split()[2].split("/")[0]) for line in table_lines(console)[1:]]
             assert counts == sorted(counts, reverse=True)
             await pilot.click(RowTable, offset=(header.index("Service") + 1, 0))
             names = [line.split()[1] for line in table_lines(console)[1:]]

@@ -127,10 +127,10 @@ def test_paused_replay_steps_back_and_on(tmp_path):
             await pilot.press("right")  # not paused: no stepping
             await pilot.press("p", "right", "right", "right")
             await until(pilot, lambda: console.frame.replay.position == 4)  # type: ignore[union-attr]
-            assert table_lines(console)[1].split()[7] == "40%"
+            assert table_lines(console)[1].split()[6] == "40%"
             await pilot.press("left", "left")
             await until(pilot, lambda: console.frame.replay.position == 2)  # type: ignore[union-attr]
-            assert table_lines(console)[1].split()[7] == "20%"
+            assert table_lines(console)[1].split()[6] == "20%"
             assert "PAUSED" in static_text(console, "#header")
             await pilot.press("q")
 

@@ -111,8 +111,29 @@ def bars(values: Sequence[float | None], width: int, height: int) -> list[str]:
     return lines
 
 
-def poll_line(frame: Frame | None, now: float, paused: bool) -> list[tuple[str, str]]:
-    """The header: where the data comes from, the last poll's time and age, the interval."""
+def poll_line(
+    frame: Frame | None, now: float, paused: bool, width: int | None = None
+) -> list[tuple[str, str]]:
+    """The header: where the data comes from, the last poll's time and age, the interval.
+
+    In `width` columns: without the program's name, then with the source cut short, so that
+    the poll, its age and the interval always show."""
+    runs = _poll_runs(frame, now, paused)
+    if width is None or frame is None or _length(runs) <= width:
+        return runs
+    runs = [(runs[1][0][len(" · ") :], runs[1][1]), *runs[2:]]
+    over = _length(runs) - width
+    if over > 0:
+        source = runs[0][0]
+        runs[0] = (source[: max(len(source) - over - 1, 8)] + "…", runs[0][1])
+    return runs
+
+
+def _length(runs: Sequence[tuple[str, str]]) -> int:
+    return sum(len(text) for text, _ in runs)
+
+
+def _poll_runs(frame: Frame | None, now: float, paused: bool) -> list[tuple[str, str]]:
     if frame is None:
         return [("cli_devops top", "bold"), (" · waiting for the first poll", "dim")]
     runs = [("cli_devops top", "bold"), (f" · {terminal_safe(frame.source)}", "")]
@@ -171,9 +192,35 @@ def alert_line(frame: Frame | None, now: float) -> list[tuple[str, str]]:
     return runs
 
 
-def totals_line(frame: Frame | None) -> list[tuple[str, str]]:
+def totals_line(frame: Frame | None, width: int | None = None) -> list[tuple[str, str]]:
+    """The fleet's counts; in `width` columns, in fewer words (the need is on the place line)."""
     if frame is None:
         return [("", "")]
+    for runs in (_totals_full(frame), _totals_short(frame, short=False)):
+        if width is None or _length(runs) <= width:
+            return runs
+    return _totals_short(frame, short=True)
+
+
+def _totals_short(frame: Frame, *, short: bool) -> list[tuple[str, str]]:
+    t = frame.totals
+    words = ("ok", "unh", "unk", "under-repl.", "out") if short else (
+        "healthy", "unhealthy", "unknown", "under-replicated", "outlier" if t.outliers == 1
+        else "outliers"
+    )  # fmt: skip
+    return [
+        (f"{t.healthy} {words[0]}", "green"),
+        (", ", ""),
+        (f"{t.unhealthy} {words[1]}", "bold red" if t.unhealthy else ""),
+        (", ", ""),
+        (f"{t.unknown} {words[2]}", "yellow" if t.unknown else ""),
+        (f" of {t.instances}; ", ""),
+        (f"{t.flagged} {words[3]}", "bold red" if t.flagged else ""),
+        (f"; {t.outliers} {words[4]}", "magenta" if t.outliers else ""),
+    ]
+
+
+def _totals_full(frame: Frame) -> list[tuple[str, str]]:
     t = frame.totals
     return [
         (f"{plural(t.instances, 'instance')} in {plural(t.services, 'service')}: ", ""),

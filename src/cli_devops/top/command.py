@@ -62,9 +62,12 @@ def load_recording(path: str) -> Recording:
         with os.fdopen(fd, "rb") as stream:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise UsageError(f"cannot read the recording {path}: it is not a regular file")
-            return read_recording(bounded_lines(stream))
+            recording = read_recording(bounded_lines(stream))
     except OSError as err:
         raise UsageError(f"cannot read the recording {path}: {err.strerror or err}") from None
+    if recording.skipped and not recording.readings:
+        raise UsageError(f"{path} is not a recording of top: none of its lines is a recorded poll")
+    return recording
 
 
 def check_moment(recording: Recording, moment: datetime) -> None:

@@ -13,7 +13,7 @@ from textual.widgets import Input, Static
 
 from cli_devops.top import cells
 from cli_devops.top.cells import runs_text
-from cli_devops.top.keys import KEYS_HINT
+from cli_devops.top.keys import KEYS_HINT, keys_hint
 from cli_devops.top.state import Frame
 from cli_devops.top.table import Cell, RowTable, RowTableColumn
 
@@ -45,7 +45,8 @@ class FrameView(Screen[None]):
     """A screen with the poll header, a filterable, sortable table and the fleet's totals."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "back", "Back", show=False),
+        Binding("escape", "back", "Back", show=False),
+        Binding("backspace", "up", "Back", show=False),
         Binding("slash", "filter", "Filter", show=False),
         Binding("s", "sort", "Sort", show=False),
     ]
@@ -57,6 +58,7 @@ class FrameView(Screen[None]):
         self.filter_text = ""
         self.sort_column = self.default_sort
         self.spark = -1
+        self.laid_out = 0
         self.table = RowTable(self.columns(0), self.row_key)
         self.table.sort_column = self.sort_column
 
@@ -116,25 +118,31 @@ class FrameView(Screen[None]):
         width = self.size.width or 80
         spark = min(frame.history if frame else 30, (width - self.fixed_width()) // self.sparks())
         spark = spark if spark >= MIN_SPARK else 0
-        if spark != self.spark:
-            self.spark = spark
+        if (spark, width) != (self.spark, self.laid_out):
+            sorted_by = self.table.columns[self.sort_column].ident
+            self.spark, self.laid_out = spark, width
             self.table.columns = self.columns(spark)
+            idents = [column.ident for column in self.table.columns]
+            self.sort_column = idents.index(sorted_by) if sorted_by in idents else 0
+            if self.sort_column == 0:
+                self.sort_column = self.default_sort
         rows = list(self.rows(frame)) if frame is not None else []
         if self.filter_text:
             needle = self.filter_text.lower()
             rows = [row for row in rows if self.matches(row, needle)]
-        column = self.table.columns[self.sort_column]
+        column = self.table.columns[min(self.sort_column, len(self.table.columns) - 1)]
         if column.sort_key is None or self.sort_column == self.default_sort:
             rows.sort(key=self.worst_first)
         else:
-            rows.sort(key=column.sort_key, reverse=column.right)
+            rows.sort(key=column.sort_key, reverse=column.sorts_descending)
         self.table.sort_column = self.sort_column
         self.table.set_rows(rows)
         self.show_lines(frame)
 
     def show_lines(self, frame: Frame | None) -> None:
         now = self.top.clock()
-        header = cells.poll_line(frame, now, self.top.paused)
+        width = self.size.width or 80
+        header = cells.poll_line(frame, now, self.top.paused, width)
         alert = cells.alert_line(frame, now)
         lines = runs_text(header)
         if alert:
@@ -146,15 +154,24 @@ class FrameView(Screen[None]):
             place.append((f"  filter: {self.filter_text}", "cyan"))
         shown, total = len(self.table.rows), len(self.rows(frame)) if frame else 0
         place.append((f"  {shown} of {total} rows" if shown != total else f"  {total} rows", "dim"))
+        if frame is not None:
+            place.append((f"  a service needs {frame.min_healthy} healthy", "dim"))
         self.query_one("#place", Static).update(runs_text(place))
-        self.query_one("#totals", Static).update(runs_text(cells.totals_line(frame)))
+        self.query_one("#totals", Static).update(runs_text(cells.totals_line(frame, width)))
+        self.query_one("#keys", Static).update(keys_hint(width))
 
     def action_back(self) -> None:
+        """Esc: close the filter box and clear the filter, or clear an active filter, or go
+        back a screen."""
         box = self.query_one("#filter", Input)
-        if box.display:
-            box.display = False
-            self.table.focus()
-        elif len(self.app.screen_stack) > 2:
+        if box.display or self.filter_text:
+            self.apply_filter("")
+        else:
+            self.action_up()
+
+    def action_up(self) -> None:
+        """Backspace (outside the filter box, which takes it): back a screen."""
+        if len(self.app.screen_stack) > 2:
             self.app.pop_screen()
         else:
             self.top.back_to_live()
@@ -163,13 +180,15 @@ class FrameView(Screen[None]):
         box = self.query_one("#filter", Input)
         box.value = self.filter_text
         box.display = True
-        box.focus()
+        # At once, not after the keys already queued: `/` then Backspaces and letters typed
+        # in one burst must all reach the box, in order.
+        self.set_focus(box)
 
     def apply_filter(self, text: str) -> None:
         self.filter_text = text.strip()
         self.query_one("#filter", Input).display = False
         self.table.cursor = 0
-        self.table.focus()
+        self.set_focus(self.table)
         self.show(self.top.frame)
 
     def action_sort(self) -> None:

@@ -14,10 +14,22 @@ from textual.widgets import Static
 KEYS_HINT = (
     "↑↓/jk move  Enter open  Esc back  / filter  s sort  p pause  r poll now  ? help  q quit"
 )
+KEYS_SHORT = "↑↓ move  Enter open  Esc back  / filter  s sort  p pause  ? help  q quit"
+"""The key line in a terminal narrower than KEYS_HINT: `? help` lists the rest."""
+
+
+def keys_hint(width: int) -> str:
+    return KEYS_HINT if len(KEYS_HINT) <= width else KEYS_SHORT
+
+
 HELP = [
     ("↑ ↓  j k", "move; PgUp PgDn Home End jump"),
     ("Enter", "open the service or instance under the cursor"),
-    ("Esc  Backspace", "back to the previous screen; on the fleet screen, out of the past"),
+    (
+        "Esc  Backspace",
+        "back to the previous screen (Esc clears a filter first); on the fleet "
+        "screen, out of the past",
+    ),
     ("/", "filter services by name, instances by IP or status; Enter applies"),
     ("s", "sort by the next column (or click a column's header)"),
     ("p", "pause the view (polls go on); in a replay, pause the replay"),
@@ -33,7 +45,7 @@ HELP = [
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,backspace", "close", "Close", show=False),
+        Binding("escape,question_mark,backspace,q", "close", "Close", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -41,7 +53,7 @@ class HelpScreen(ModalScreen[None]):
         for keys, what in HELP:
             text.append(f"  {keys:<16}", style="bold cyan")
             text.append(f"{what}\n")
-        text.append("\nEsc or ? closes this help.", style="dim")
+        text.append("\nEsc, ? or q closes this help.", style="dim")
         with Vertical(id="help"):
             yield Static(text)
 

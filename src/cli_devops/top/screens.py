@@ -16,6 +16,12 @@ from cli_devops.top.instance import InstanceScreen
 from cli_devops.top.state import KEY_SEPARATOR, Frame, InstanceRow, ServiceRow, key_title
 from cli_devops.top.table import Cell, RowTableColumn
 
+NARROW = 100
+"""Below this width the fleet's count columns take short titles."""
+DELTAS_FROM = 90
+STATS_FROM = 70
+"""The width from which a service screen shows its Δ and its min/avg/max columns: in a
+narrower terminal the sparklines go first, then the Δ columns, then min/avg/max."""
 SERVICE_SCREEN = "top-service"
 INSTANCE_SCREEN = "top-instance"
 
@@ -40,6 +46,11 @@ def _service_cell(row: ServiceRow, width: int) -> Cell:
     if row.note is not None:
         return plain(terminal_safe(row.note), "yellow")
     return plain(terminal_safe(row.service), "bold")
+
+
+def _healthy_text(row: ServiceRow) -> str:
+    """`63/64`: healthy of the service's instances (what a reader takes `a/b` for)."""
+    return f"{row.healthy}/{row.instances}"
 
 
 def _number(value: float | None) -> float:
@@ -69,8 +80,9 @@ class FleetScreen(FrameView):
         status: Callable[[ServiceRow, int], Cell] = lambda r, w: plain(  # noqa: E731
             r.status, cells.STYLES.get(r.status, "")
         )
+        short = self._narrow()
         result = [
-            RowTableColumn("Status", status, width=9, sort_key=_service_order),
+            RowTableColumn("Status", status, width=9, sort_key=_service_order, marker="▼"),
             RowTableColumn(
                 "Service",
                 _service_cell,
@@ -78,46 +90,40 @@ class FleetScreen(FrameView):
                 measure=lambda r: len(r.note or r.service),
             ),
             RowTableColumn(
-                "Inst",
-                lambda r, w: plain(str(r.instances)),
-                width=5,
-                right=True,
-                sort_key=lambda r: r.instances,
-            ),
-            RowTableColumn(
                 "Healthy",
                 lambda r, w: plain(
-                    f"{r.healthy}/{min_healthy}", "" if r.healthy >= min_healthy else "bold red"
+                    _healthy_text(r), "" if r.healthy >= min_healthy else "bold red"
                 ),
-                width=7,
                 right=True,
-                sort_key=lambda r: r.healthy,
+                sort_key=lambda r: (r.healthy, r.instances),
+                measure=lambda r: len(_healthy_text(r)),
             ),
             RowTableColumn(
-                "Unhealthy",
+                "Unh" if short else "Unhealthy",
                 lambda r, w: _count_cell(r.unhealthy, "bold red"),
-                width=9,
+                name="Unhealthy",
                 right=True,
                 sort_key=lambda r: r.unhealthy,
             ),
             RowTableColumn(
-                "Unknown",
+                "Unk" if short else "Unknown",
                 lambda r, w: _count_cell(r.unknown, "yellow"),
-                width=7,
+                name="Unknown",
                 right=True,
                 sort_key=lambda r: r.unknown,
             ),
             RowTableColumn(
-                "Outliers",
+                "Out" if short else "Outliers",
                 lambda r, w: _count_cell(r.outliers, "bold magenta"),
-                width=8,
+                name="Outliers",
                 right=True,
                 sort_key=lambda r: r.outliers,
             ),
             RowTableColumn(
-                "CPU avg",
+                "CPU" if short else "CPU avg",
                 lambda r, w: cells.alarm_cell(r.cpu_avg, cpu_limit),
-                width=7,
+                name="CPU avg",
+                width=4,
                 right=True,
                 sort_key=lambda r: _number(r.cpu_avg),
             ),
@@ -130,9 +136,10 @@ class FleetScreen(FrameView):
             )
         result.append(
             RowTableColumn(
-                "Mem avg",
+                "Mem" if short else "Mem avg",
                 lambda r, w: cells.alarm_cell(r.memory_avg, memory_limit),
-                width=7,
+                name="Mem avg",
+                width=4,
                 right=True,
                 sort_key=lambda r: _number(r.memory_avg),
             )
@@ -153,9 +160,16 @@ class FleetScreen(FrameView):
             ))  # fmt: skip
         return result
 
+    def _narrow(self) -> bool:
+        """Below 100 columns the counts and averages take short titles (Unh, Unk, Out, CPU,
+        Mem), so that every column of the fleet fits 80."""
+        return (self.size.width or 80) < NARROW
+
     def fixed_width(self) -> int:
+        # Status, Service (20), Healthy, the counts, CPU and Mem, the spaces between them
         frame = self.top.frame
-        return 9 + 20 + 5 + 7 + 9 + 7 + 8 + 7 + 7 + 12 + (12 if frame and frame.contexts else 0)
+        counts = (16 if self._narrow() else 27) + (8 if self._narrow() else 16)
+        return 9 + 20 + 8 + counts + 10 + (12 if frame and frame.contexts else 0)
 
     def row_key(self, row: ServiceRow) -> Hashable:
         return row.key
@@ -226,6 +240,7 @@ class ServiceScreen(FrameView):
                 lambda r, w: plain(r.status, cells.STYLES.get(r.status, "")),
                 width=9,
                 sort_key=_instance_order,
+                marker="▼",
             ),
             RowTableColumn(
                 "CPU",
@@ -241,9 +256,17 @@ class ServiceScreen(FrameView):
                     "trend", lambda r, w: cells.trend_cell(r.cpu_trend, w, cpu_limit), spark
                 )
             )
+        width = self.size.width or 80
+        stats, deltas = width >= STATS_FROM, width >= DELTAS_FROM
+        if stats:
+            result.append(
+                RowTableColumn("min avg max", lambda r, w: cells.stats_cell(r.cpu_stats), width=11)
+            )
+        if deltas:
+            result.append(
+                RowTableColumn("Δ", lambda r, w: cells.delta_cell(r.cpu_delta), width=3, right=True)
+            )
         result += [
-            RowTableColumn("min avg max", lambda r, w: cells.stats_cell(r.cpu_stats), width=11),
-            RowTableColumn("Δ", lambda r, w: cells.delta_cell(r.cpu_delta), width=3, right=True),
             RowTableColumn(
                 "Mem",
                 lambda r, w: cells.alarm_cell(r.memory, memory_limit),
@@ -258,11 +281,26 @@ class ServiceScreen(FrameView):
                     "trend", lambda r, w: cells.trend_cell(r.memory_trend, w, memory_limit), spark
                 )
             )
-        result += [
-            RowTableColumn("min avg max", lambda r, w: cells.stats_cell(r.memory_stats), width=11),
-            RowTableColumn("Δ", lambda r, w: cells.delta_cell(r.memory_delta), width=3, right=True),
-            RowTableColumn("Note", self._note, sort_key=lambda r: (not r.outlier, r.error is None)),
-        ]
+        if stats:
+            result.append(
+                RowTableColumn(
+                    "min avg max", lambda r, w: cells.stats_cell(r.memory_stats), width=11
+                )
+            )
+        if deltas:
+            result.append(
+                RowTableColumn(
+                    "Δ", lambda r, w: cells.delta_cell(r.memory_delta), width=3, right=True
+                )
+            )
+        result.append(
+            RowTableColumn(
+                "Note",
+                self._note,
+                sort_key=lambda r: (r.outlier, r.error is not None),
+                descending=True,
+            )
+        )
         return result
 
     def _note(self, row: InstanceRow, width: int) -> Cell:
@@ -270,7 +308,7 @@ class ServiceScreen(FrameView):
         return cells.note(row, frame) if frame else plain("")
 
     def fixed_width(self) -> int:
-        return 15 + 9 + 4 + 11 + 3 + 4 + 11 + 3 + 12 + 20
+        return 15 + 9 + 4 + 11 + 3 + 4 + 11 + 3 + 12 + 20 + 9
 
     def row_key(self, row: InstanceRow) -> Hashable:
         return row.ip

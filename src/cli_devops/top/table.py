@@ -39,6 +39,26 @@ class RowTableColumn:
     max_width: int = 40
     measure: Callable[[Any], int] | None = None
     """The natural width of a row's cell, for width 0."""
+    descending: bool | None = None
+    """Sort largest first; None: numbers (right-aligned) largest first, text A to Z."""
+    name: str = ""
+    """What the column stays when its title is abbreviated (the sort follows it); "": title."""
+    marker: str = ""
+    """The header's sort marker when the order is neither (worst first is ▼); "": from
+    `descending`."""
+
+    @property
+    def ident(self) -> str:
+        return self.name or self.title
+
+    @property
+    def sorts_descending(self) -> bool:
+        return self.right if self.descending is None else self.descending
+
+    @property
+    def sort_marker(self) -> str:
+        """▼ largest (or worst) first, ▲ smallest (or A) first, as k9s marks its sort."""
+        return self.marker or ("▼" if self.sorts_descending else "▲")
 
 
 @functools.lru_cache(maxsize=256)
@@ -175,12 +195,21 @@ class RowTable(Widget, can_focus=True):
         visible = self.visible_rows()
         widths = []
         for column in self.columns:
-            size = column.width
-            if size == 0:
+            title = cell_len(column.title) + (column.sort_key is not None)  # room for ▲/▼
+            size = max(column.width, title)
+            if column.width == 0:
                 natural = [column.measure(row) for row in visible] if column.measure else []
-                size = min(max([cell_len(column.title), *natural]), column.max_width)
+                size = min(max([title, *natural]), column.max_width)
             widths.append(size)
         used = sum(widths) + len(widths) - 1
+        for index, column in enumerate(self.columns):  # measured columns give way, to a title
+            if used <= width:
+                break
+            if column.width == 0:
+                floor = cell_len(column.title) + (column.sort_key is not None)
+                given = min(used - width, widths[index] - floor)
+                widths[index] -= max(given, 0)
+                used -= max(given, 0)
         if widths:
             widths[-1] = max(widths[-1], width - used + widths[-1])
         return widths
@@ -224,6 +253,6 @@ class RowTable(Widget, can_focus=True):
         for number, (column, size) in enumerate(zip(self.columns, self._widths, strict=False)):
             if number:
                 segments.append(Segment(" "))
-            title = column.title + ("▼" if number == self.sort_column else "")
+            title = column.title + (column.sort_marker if number == self.sort_column else "")
             segments.append(Segment(fit(title, size, column.right), style("bold")))
         return Strip(segments).crop_extend(0, width, None)
