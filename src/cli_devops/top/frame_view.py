@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, cast
 
+from textual import events
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -40,6 +42,17 @@ class FilterBox(Input):
         else:
             self.choose()
 
+    async def _on_key(self, event: events.Key) -> None:
+        """The box's own keys (Backspace, Enter, arrows) run here, in the order typed. Left to
+        Textual, a bound key runs once it has bubbled up to the app, after the letters typed
+        behind it: `/`, Backspaces and `Geo` in one burst left an empty filter."""
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            event.stop()
+            event.prevent_default()
+            await self.run_action(binding.action)
+            return
+        await super()._on_key(event)
+
 
 class FrameView(Screen[None]):
     """A screen with the poll header, a filterable, sortable table and the fleet's totals."""
@@ -47,7 +60,10 @@ class FrameView(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", show=False),
         Binding("backspace", "up", "Back", show=False),
-        Binding("slash", "filter", "Filter", show=False),
+        # A priority binding runs as the app takes the key from the terminal, so the box has
+        # the focus before the next key of the same burst is handed on: all of them reach it,
+        # in order. In the open box, `/` is text (the action skips).
+        Binding("slash", "filter", "Filter", show=False, priority=True),
         Binding("s", "sort", "Sort", show=False),
     ]
     place = "Fleet"
@@ -178,10 +194,10 @@ class FrameView(Screen[None]):
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        if box.display:
+            raise SkipAction()
         box.value = self.filter_text
         box.display = True
-        # At once, not after the keys already queued: `/` then Backspaces and letters typed
-        # in one burst must all reach the box, in order.
         self.set_focus(box)
 
     def apply_filter(self, text: str) -> None:
