@@ -25,6 +25,67 @@ COMPLETION_BUDGET = 0.9
 ATTEMPT_TIMEOUT = 0.5
 
 
+LINE_VAR = "_CLI_DEVOPS_COMPLETE_LINE"
+"""The command line up to the cursor, as bash's script passes it (see `line_completion`)."""
+
+_SOURCE_BASH = """\
+%(complete_func)s() {
+    local IFS=$'\\n'
+    local response completion type value
+    # COMP_WORDS is split at ':' too (COMP_WORDBREAKS), so `--cp-url 127.0.0.1:9000` would be
+    # three words: the words are rebuilt from the line itself, as kubectl's script does.
+    local line="${COMP_LINE:0:COMP_POINT}"
+    local word="${line##*[[:space:]]}"
+    local colon="${word%%"${word##*:}"}"
+
+    response=$(env _CLI_DEVOPS_COMPLETE_LINE="$line" %(complete_var)s=bash_complete $1)
+
+    for completion in $response; do
+        IFS=',' read -r type value <<< "$completion"
+
+        if [[ $type == 'dir' ]]; then
+            COMPREPLY=()
+            compopt -o dirnames
+        elif [[ $type == 'file' ]]; then
+            COMPREPLY=()
+            compopt -o default
+        elif [[ $type == 'plain' ]]; then
+            # bash replaces only what follows the last ':' of the word
+            COMPREPLY+=("${value#"$colon"}")
+        fi
+    done
+
+    return 0
+}
+
+%(complete_func)s_setup() {
+    complete -o nosort -F %(complete_func)s %(prog_name)s
+}
+
+%(complete_func)s_setup;
+"""
+
+
+def line_completion() -> None:
+    """Make click's bash completion read the words from the whole line (LINE_VAR), not from
+    COMP_WORDS; called before completing and before printing the script."""
+    from click.shell_completion import BashComplete, add_completion_class, split_arg_string
+
+    class LineBashComplete(BashComplete):
+        source_template = _SOURCE_BASH
+
+        def get_completion_args(self) -> tuple[list[str], str]:
+            line = os.environ.get(LINE_VAR)
+            if line is None:  # the variables of click's own script
+                return super().get_completion_args()
+            words = split_arg_string(line)
+            if not line or line[-1].isspace():
+                return words[1:], ""
+            return words[1:-1], words[-1] if len(words) > 1 else ""
+
+    add_completion_class(LineBashComplete, "bash")
+
+
 @click.command()
 @click.argument("shell", type=click.Choice(SHELLS))
 @global_options()
@@ -32,6 +93,7 @@ def completion(options: GlobalValues, shell: str) -> int:
     """Print the shell completion script for SHELL (see the README to install it)."""
     from click.shell_completion import get_completion_class
 
+    line_completion()
     root = click.get_current_context().find_root()
     completer = get_completion_class(shell)
     assert completer is not None, shell  # every choice is one of click's shells

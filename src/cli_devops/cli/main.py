@@ -14,7 +14,7 @@ import click
 
 from cli_devops import __version__
 from cli_devops.cli import console, fleet, servers
-from cli_devops.cli.completion import completion
+from cli_devops.cli.completion import COMPLETE_VAR, completion, line_completion
 from cli_devops.cli.config_group import config_group
 from cli_devops.cli.options import (
     GIVEN_BEFORE,
@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None, started: float | None = None) -> None:
     # run. A process-wide policy, so it is set here, not in the library.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     _standard_streams_open()
+    if COMPLETE_VAR in os.environ:  # the shell asks for completions
+        line_completion()
     status = run(argv, started=started)
     # Nothing is left to collect: the interpreter's final full collection would still walk
     # every object of a large fleet (18 ms of a 10,000-instance run) before exiting.
