@@ -71,22 +71,22 @@ def test_one_duration_grammar_for_timeout_interval_and_at(cli, sim):
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
-@pytest.mark.parametrize(
-    ("command", "hint"),
-    [
-        (["top"], "top looks back with --replay FILE, a recording made with --record"),
-        (["track", "UserService"], "track follows the present; top --replay FILE plays a "
-         "recording back"),
-    ],
-)  # fmt: skip
-def test_at_on_a_command_without_it_names_the_commands_that_take_it(cli, command, hint, where):
+def test_at_on_track_names_the_commands_that_take_it_and_how_top_looks_back(cli, where):
+    command = ["track", "UserService"]
     args = ["--at", "-5m", *command] if where == "before" else [*command, "--at", "-5m"]
     result = cli(*args)
     assert result.exit_code == 2
     assert result.stderr == (
-        f"cli_devops: error: --at is not an option of '{command[0]}'; services, status, "
-        f"unhealthy-services take it ({hint})\n"
+        "cli_devops: error: --at is not an option of 'track'; services, status, top, "
+        "unhealthy-services take it (track follows the present; top --at TIME looks back, "
+        "with --replay FILE or --prometheus-url)\n"
     )
+
+
+def test_at_on_top_says_what_it_needs(cli):
+    result = cli("top", "--at", "-5m")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: --at needs --replay FILE or --prometheus-url"
 
 
 def test_prometheus_url_pointed_at_a_cpx_api_names_cp_url(cli, sim):

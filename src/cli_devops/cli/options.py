@@ -286,8 +286,8 @@ def before_command_options(func: F) -> F:
 
 
 LOOKING_BACK = {
-    "top": "top looks back with --replay FILE, a recording made with --record",
-    "track": "track follows the present; top --replay FILE plays a recording back",
+    "track": "track follows the present; top --at TIME looks back, with --replay FILE or "
+    "--prometheus-url",
 }
 """Where to look instead, for a command that cannot read the fleet as it was (`--at`)."""
 
