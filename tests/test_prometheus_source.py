@@ -452,7 +452,7 @@ def test_top_at_opens_the_fleet_as_it_was_and_travels_through_prometheus(scraped
             "top", "--prometheus-url", scraped.prometheus.url, "--at", then, "--interval", "1"
         )
         try:
-            old, new = r"OddService\s+4\s+2/2\s+2\s+0\s+0\s+16%", r"OddService.+27%"
+            old, new = r"OddService\s+2/4\s+2\s+0\s+0\s+16%", r"OddService.+27%"
             seen = await_screen(child, transcript, "HISTORIC", 0)
             seen = await_screen(child, transcript, old, 0)  # 50.5, 0.1, 12.3, 0: avg 16
             child.send("L")

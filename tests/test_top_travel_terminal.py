@@ -41,7 +41,7 @@ def test_replay_opens_at_a_moment_and_travels_in_a_terminal(tmp_path, monkeypatc
         child.close(force=True)
     assert child.exitstatus == 0, transcript.getvalue()[-2000:]
     screen = ANSI.sub("", transcript.getvalue())
-    assert re.search(r"Api\s+2\s+2/2", screen)
+    assert re.search(r"Api\s+2/2", screen)
     assert "Traceback" not in screen
 
 
