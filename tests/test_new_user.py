@@ -86,7 +86,10 @@ def test_at_on_track_names_the_commands_that_take_it_and_how_top_looks_back(cli,
 def test_at_on_top_says_what_it_needs(cli):
     result = cli("top", "--at", "-5m")
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == "Error: --at needs --replay FILE or --prometheus-url"
+    assert result.stderr == (
+        "cli_devops: error: --at needs --replay FILE or --prometheus-url "
+        "(see 'cli_devops top --help')\n"
+    )
 
 
 def test_prometheus_url_pointed_at_a_cpx_api_names_cp_url(cli, sim):
