@@ -326,9 +326,10 @@ def test_every_context_down_is_exit_3(cli, tmp_path):
 
 
 def test_all_contexts_refusals(cli, config_file, tmp_path):
-    both = cli("--config", str(config_file), "--context", "a", "status", "--all-contexts")
-    assert both.exit_code == 2
-    assert both.stderr == "cli_devops: error: give --context or --all-contexts, not both\n"
+    for context in ("a", "nowhere"):  # checked before the context is looked for
+        both = cli("--config", str(config_file), "--context", context, "status", "--all-contexts")
+        assert both.exit_code == 2
+        assert both.stderr == "cli_devops: error: give --context or --all-contexts, not both\n"
     empty = cli("--config", str(tmp_path / "none.toml"), "status", "--all-contexts")
     assert empty.exit_code == 2
     none = tmp_path / "empty.toml"
@@ -353,8 +354,11 @@ def test_set_context_reads_a_token_from_stdin(tmp_path):
     assert "two words" not in refused.stderr
 
 
-def test_all_contexts_on_the_command_line_wins_over_cpx_context(cli, three_contexts, monkeypatch):
-    monkeypatch.setenv("CPX_CONTEXT", "a")
+@pytest.mark.parametrize("variable", ["a", "nowhere"])
+def test_all_contexts_on_the_command_line_wins_over_cpx_context(
+    cli, three_contexts, monkeypatch, variable
+):
+    monkeypatch.setenv("CPX_CONTEXT", variable)  # a context of the file, or none
     result = cli("--config", str(three_contexts), "status", "--all-contexts", "-o", "json")
     assert {record["context"] for record in json.loads(result.stdout)} == {"a", "b"}
     assert "context 'down'" in result.stderr  # read too, and down

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from cli_devops.errors import CliDevopsError
+from cli_devops.cli.not_taken import NotTaken
+from cli_devops.errors import UsageError
 from cli_devops.params import Duration, Number, Whole
 from cli_devops.settings import (
     DEFAULT_MIN_HEALTHY,
@@ -285,32 +286,6 @@ def before_command_options(func: F) -> F:
     return func
 
 
-LOOKING_BACK = {
-    "track": "track follows the present; top --at TIME looks back, with --replay FILE or "
-    "--prometheus-url",
-}
-"""Where to look instead, for a command that cannot read the fleet as it was (`--at`)."""
-
-
-class NotTaken(CliDevopsError):
-    """A global option given to a command that does nothing with it: one line naming the
-    commands that take it (`--at` is not an option of 'top' ...)."""
-
-    def __init__(self, names: Sequence[str], ctx: click.Context) -> None:
-        command = ctx.info_name or ""
-        flags = ", ".join(BY_NAME[name].flag for name in names)
-        takers = sorted(
-            name
-            for name, other in getattr(ctx.find_root().command, "commands", {}).items()
-            if all(any(p.name == wanted for p in other.params) for wanted in names)
-        )
-        them = "it" if len(names) == 1 else "them"
-        where = f"; {', '.join(takers)} take {them}" if takers else ""
-        hint = f" ({LOOKING_BACK[command]})" if "at" in names and command in LOOKING_BACK else ""
-        verb = "is not an option" if len(names) == 1 else "are not options"
-        super().__init__(f"{flags} {verb} of '{command}'{where}{hint}")
-
-
 def not_taken(err: click.NoSuchOption) -> NotTaken | None:
     """The one-line error for a global option typed after a command that does not take it;
     None for an option that is no global one (click's own message, with its suggestion)."""
@@ -350,6 +325,10 @@ def merge(ctx: click.Context, local: Mapping[str, Any]) -> GlobalValues:
             if source is ParameterSource.ENVIRONMENT and option.envvar:
                 given_as[name] = option.envvar
     base = GlobalValues(values, given_as)
+    if ctx.params.get("all_contexts"):  # every context: none is chosen, CPX_CONTEXT yields
+        if given_as.get("context") == "--context":
+            raise UsageError("give --context or --all-contexts, not both")
+        return base
     return with_context(base, values["context"]) if "context" in local else base
 
 
