@@ -16,8 +16,7 @@ def options_page(options: GlobalValues) -> int:
     formatter = ctx.make_formatter()
     formatter.write_paragraph()
     formatter.write_text(
-        "Given before or after the command that takes them. The command line wins over the "
-        "environment, then the context (cli_devops config), then the default."
+        "Before or after the command. Command line > environment > context > default."
     )
     records = []
     for option in GLOBALS:
