@@ -1,4 +1,5 @@
-"""One lifecycle for every long-running command (`track`, `top`, `exporter`, `simulate`).
+"""One lifecycle for every long-running command (`track`, `top`, `exporter`, `simulate`,
+`wait`, `watch`).
 
 SIGTERM (a service manager, `docker stop`, `kill`) and SIGHUP (the terminal closed) become a
 `Stopped` exception raised in the main thread, as Ctrl+C becomes KeyboardInterrupt, so the same
@@ -9,15 +10,21 @@ Exit codes: Ctrl+C is 130 for every command (`top`'s Ctrl+C key too); SIGTERM an
 requested stop, 0 for the services (`exporter`, `simulate`) as init systems and containers
 expect, and 128 + the signal's number (143, 129) for the interactive ones (`track`, `top`), as a
 shell reports them.
+
+`run_until_stopped` is the same for a command whose work is one asyncio coroutine (`wait`,
+`watch`): Ctrl+C, SIGTERM and SIGHUP cancel the work where it awaits, so its `finally` blocks
+close connections and bound what is still in flight, and the caller learns which signal it was.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -74,3 +81,47 @@ def stop_signals(on_stop: Callable[[int], None] | None = None) -> Iterator[None]
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)  # type: ignore[arg-type]
+
+
+SIGINT = signal.SIGINT
+
+
+class ReaderGone(Exception):
+    """The reader of the command's output went away: the work ends normally."""
+
+
+def run_until_stopped(work: Coroutine[Any, Any, None]) -> int | None:
+    """Run `work` on a new event loop until it returns or Ctrl+C, SIGTERM or SIGHUP cancels
+    it; returns the signal's number (None when the work ended by itself or its reader went
+    away)."""
+    stopped_by: list[int] = []
+    try:
+        asyncio.run(_until_stopped(work, stopped_by))
+    except KeyboardInterrupt:  # Ctrl+C where no handler could be installed (a thread)
+        return int(SIGINT)
+    except ReaderGone:
+        return None
+    return stopped_by[0] if stopped_by else None
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stopped_by: list[int]) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+
+    def stop(number: int) -> None:
+        if not stopped_by:
+            stopped_by.append(number)
+            task.cancel()
+
+    installed = []
+    for number in (SIGINT, *STOP_SIGNALS):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(number, stop, number)
+            installed.append(number)
+    try:
+        await asyncio.wait({task})
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)
+    if not task.cancelled():
+        task.result()

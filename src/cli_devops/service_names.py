@@ -69,3 +69,16 @@ def _abbreviates(short: str, name: str) -> bool:
         return False
     rest = iter(name[1:])
     return all(char in rest for char in short[1:])
+
+
+def match_service(name: str, known: Iterable[str]) -> str | None:
+    """The service as the API spells it, or None when no service is close to `name` (one that
+    a deploy is still creating, say); raises UsageError with a did-you-mean when `name` looks
+    like a misspelling of a known service. For the commands that wait for a service to appear."""
+    names = sorted(set(known))
+    try:
+        return resolve_service(name, names)
+    except UsageError:
+        if suggestions(name, names):
+            raise
+    return None

@@ -20,6 +20,9 @@ from cli_devops.settings import DEFAULT_QUERY_TIMEOUT, ClientSettings, Prometheu
 
 DEMO_SEED = 7
 DEMO_FLEET = 150
+DEMO_FLAP = (10.0, 20.0, 60.0)
+"""The demo's flapping service: under-replicated 10 s after the start, for 20 s, every minute,
+so `--demo watch` shows a firing and a recovery within a minute."""
 
 
 def make_environment(options: GlobalValues) -> Environment:
@@ -135,7 +138,10 @@ def _prometheus_settings(options: GlobalValues, cpx: ClientSettings) -> Promethe
 def _start_demo(ctx: click.Context) -> str:
     from cli_devops.simulator import Fleet, SimulatorServer
 
-    server = SimulatorServer(Fleet.generate(DEMO_FLEET, seed=DEMO_SEED))
+    fleet = Fleet.generate(DEMO_FLEET, seed=DEMO_SEED)
+    start, down, period = DEMO_FLAP
+    fleet.flap_service(time.time() + start, down, period)
+    server = SimulatorServer(fleet)
     url = server.start()
     ctx.call_on_close(server.stop)
     return url

@@ -34,6 +34,7 @@ from cli_devops.simulator.faults import (
 from cli_devops.simulator.fleet import (
     REFERENCE_SERVICES,
     SERVICE_NAMES,
+    Flap,
     Fleet,
     SimInstance,
     reference_service,
@@ -57,6 +58,7 @@ __all__ = [
     "Fault",
     "FaultPlan",
     "Faults",
+    "Flap",
     "Fleet",
     "ReferenceServer",
     "SimInstance",

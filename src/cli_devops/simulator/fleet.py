@@ -13,7 +13,7 @@ import json
 import math
 import random
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 
 SERVICE_NAMES: tuple[str, ...] = (
@@ -47,11 +47,34 @@ on about two elevenths of the fleet (see :func:`reference_service`)."""
 
 INVALID_IP_BODY = b'{"error": "Invalid IP"}'
 _OVERLOAD = 90.0
+_STEADY = 80.0
+"""A base figure at most this far stays under the thresholds however it drifts (by 10 at most)."""
 _TAU = 2.0 * math.pi
 _REFERENCE_SEED = 8080
 _REFERENCE_SIZE = 150
 _MAX_GENERATED = 256 * 256 * 254
 _TWELVE_SHORTS = struct.Struct("<12H")
+
+
+@dataclass(frozen=True)
+class Flap:
+    """An instance overloaded on a schedule: from ``start`` (wall-clock seconds, as the servers'
+    clock) for ``down`` seconds, then again every ``period`` seconds (``None``: once, so the
+    instance heals for good). While overloaded it reports ``cpu`` percent; otherwise its own
+    figures. Tests choose short schedules; the demo fleet has one that repeats every minute."""
+
+    start: float
+    down: float
+    period: float | None = None
+    cpu: float = 97.0
+
+    def overloaded(self, now: float) -> bool:
+        elapsed = now - self.start
+        if elapsed < 0:
+            return False
+        if self.period is not None:
+            elapsed %= self.period
+        return elapsed < self.down
 
 
 @dataclass
@@ -61,7 +84,7 @@ class SimInstance:
     ``cpu`` and ``memory`` are base percentages; with drift they are the centre of the wave.
     ``raw`` replaces the generated payload byte for byte (sent with ``status``), so tests can
     serve malformed JSON. A ``status`` other than 200 without ``raw`` sends
-    ``{"error": "<reason phrase>"}``.
+    ``{"error": "<reason phrase>"}``. ``flap`` overloads it on a schedule.
     """
 
     service: str
@@ -69,6 +92,7 @@ class SimInstance:
     memory: float
     raw: bytes | None = None
     status: int = 200
+    flap: Flap | None = None
 
 
 class _Wave:
@@ -288,9 +312,30 @@ class Fleet:
             if instance.raw is None and instance.status == 200
         }
 
+    def flap_service(self, start: float, down: float, period: float | None = None) -> str | None:
+        """Overload, on a schedule (:class:`Flap`), one instance of a service that has exactly
+        two instances well under the thresholds, so the service drops under two healthy
+        instances and recovers; returns its name (None when no service has two such)."""
+        steady: dict[str, list[str]] = {}
+        for ip, instance in self.instances.items():
+            if max(instance.cpu, instance.memory) <= _STEADY:
+                steady.setdefault(instance.service, []).append(ip)
+        pairs = sorted(name for name, ips in steady.items() if len(ips) == 2)
+        if not pairs:
+            return None
+        ip = steady[pairs[0]][0]
+        self.instances[ip] = replace(self.instances[ip], flap=Flap(start, down, period))
+        return pairs[0]
+
     def _metrics(self, ip: str, instance: SimInstance, now: float) -> tuple[float, float]:
+        if instance.flap is not None and instance.flap.overloaded(now):
+            memory = self._drifted(ip, instance, now)[1] if self.drift else instance.memory
+            return instance.flap.cpu, memory
         if not self.drift:
             return instance.cpu, instance.memory
+        return self._drifted(ip, instance, now)
+
+    def _drifted(self, ip: str, instance: SimInstance, now: float) -> tuple[float, float]:
         if self._waves_seed != self.seed:
             self._waves = {}
             self._waves_seed = self.seed
