@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import click
 
 from cli_devops import __version__
-from cli_devops.cli import console, fleet, servers
+from cli_devops.cli import acting, console, fleet, servers
 from cli_devops.cli.completion import COMPLETE_VAR, completion, line_completion
 from cli_devops.cli.config_group import config_group
 from cli_devops.cli.options import (
@@ -74,6 +74,7 @@ for _command in (
     fleet.status,
     fleet.unhealthy_services,
     fleet.track,
+    acting.wait,
     console.top,
     servers.exporter,
     servers.simulate,
