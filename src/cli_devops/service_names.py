@@ -71,14 +71,16 @@ def _abbreviates(short: str, name: str) -> bool:
     return all(char in rest for char in short[1:])
 
 
-def match_service(name: str, known: Iterable[str]) -> str | None:
+def match_service(name: str, known: Iterable[str], *, suggest: bool = True) -> str | None:
     """The service as the API spells it, or None when no service is close to `name` (one that
-    a deploy is still creating, say); raises UsageError with a did-you-mean when `name` looks
-    like a misspelling of a known service. For the commands that wait for a service to appear."""
+    a deploy is still creating, say); with `suggest`, raises UsageError with a did-you-mean
+    when `name` looks like a misspelling of a known service. For the commands that wait for a
+    service to appear: they suggest at their first read only, as a service that appears later
+    with a similar name is no misspelling."""
     names = sorted(set(known))
     try:
         return resolve_service(name, names)
     except UsageError:
-        if suggestions(name, names):
+        if suggest and suggestions(name, names):
             raise
     return None

@@ -173,7 +173,8 @@ def _count(
 ) -> None:
     """Count the service's healthy instances in one read, and start or end the steady run."""
     if not state.found:
-        name = match_service(options.service, services_of(instances))
+        first = state.healthy is None
+        name = match_service(options.service, services_of(instances), suggest=first)
         if name is not None:
             state.service, state.found = name, True
     summaries = {

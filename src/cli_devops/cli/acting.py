@@ -54,3 +54,93 @@ def wait(
         output=output.lower(),
     )
     return waiting.wait(app, wait_options)
+
+
+@click.command()
+@click.option("--service", metavar="NAME", shell_complete=complete_services,
+              help="Only this service [default: every service].")  # fmt: skip
+@min_healthy_option
+@click.option("--for", "hold", type=Duration(0.0, min_open=False), default=0.0,
+              show_default=True, metavar="DURATION",
+              help="Report a condition only once it has lasted this long.")  # fmt: skip
+@click.option("--interval", type=Duration(0.1, min_open=False), default=5.0, show_default=True,
+              metavar="DURATION", help="Time between polls.")  # fmt: skip
+@click.option("--exec", "command", metavar="CMD",
+              help="Run CMD for each event, the event's JSON on its stdin.")  # fmt: skip
+@click.option("--webhook", metavar="URL",
+              help="POST each event's JSON here, signed with --webhook-secret-file.")  # fmt: skip
+@click.option("--webhook-secret-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The HMAC-SHA256 key of the webhook's signature (a private file).")  # fmt: skip
+@click.option("--alertmanager", metavar="URL",
+              help="Post alerts to this Alertmanager (its base URL).")  # fmt: skip
+@global_options(*FLEET_VIEW)
+def watch(
+    options: GlobalValues,
+    service: str | None,
+    min_healthy: int,
+    hold: float,
+    interval: float,
+    command: str | None,
+    webhook: str | None,
+    webhook_secret_file: str | None,
+    alertmanager: str | None,
+) -> int:
+    """Print each change of health as a JSON line (and deliver it) until Ctrl+C or SIGTERM.
+
+    Events: service_under_replicated, service_recovered, instance_unhealthy,
+    instance_recovered, source_unreachable, source_recovered.
+    """
+    from cli_devops.cli.make_app import make_app
+    from cli_devops.watch import command as watching
+
+    receivers = _receivers(command, webhook, webhook_secret_file, alertmanager)
+    app = make_app(click.get_current_context(), options)
+    watch_options = watching.WatchOptions(
+        service=service, min_healthy=min_healthy, hold=hold, interval=interval,
+        receivers=receivers,
+    )  # fmt: skip
+    return watching.watch(app, watch_options)
+
+
+def _receivers(
+    command: str | None,
+    webhook: str | None,
+    secret_file: str | None,
+    alertmanager: str | None,
+) -> Any:
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    from cli_devops.errors import UsageError
+    from cli_devops.watch.deliveries import Receivers
+
+    argv: list[str] | None = None
+    if command is not None:
+        try:
+            argv = shlex.split(command)
+        except ValueError as err:
+            raise click.UsageError(f"--exec: {err}") from None
+        if not argv:
+            raise click.UsageError("--exec: give a command")
+        if shutil.which(argv[0]) is None:
+            raise click.UsageError(f"--exec: command not found: {argv[0]}")
+    if webhook is not None and secret_file is None:
+        raise click.UsageError("--webhook needs --webhook-secret-file (the signature's key)")
+    if secret_file is not None and webhook is None:
+        raise click.UsageError("--webhook-secret-file needs --webhook")
+    hook = manager = None
+    try:
+        if webhook is not None and secret_file is not None:
+            from cli_devops.watch.posting import Target
+            from cli_devops.watch.webhook import Webhook, read_secret
+
+            hook = Webhook(Target(webhook, "--webhook"), read_secret(Path(secret_file)))
+        if alertmanager is not None:
+            from cli_devops.watch.alertmanager import Alertmanager
+            from cli_devops.watch.posting import Target
+
+            manager = Alertmanager(Target(alertmanager, "--alertmanager"))
+    except UsageError as err:
+        raise UsageError(str(err)) from None
+    return Receivers(command=argv, webhook=hook, alertmanager=manager)

@@ -75,6 +75,7 @@ for _command in (
     fleet.unhealthy_services,
     fleet.track,
     acting.wait,
+    acting.watch,
     console.top,
     servers.exporter,
     servers.simulate,
