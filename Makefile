@@ -1,20 +1,20 @@
 # Task runner. `make` (= `make check`) sets up .venv with the test extras, installs Prometheus
 # (Debian package, for the exporter tests), wrk (for the benchmark's simulator capacity row),
-# tmux (a real terminal for the full-screen tests), Alertmanager's amtool and systemd's
-# systemd-analyze (the deploy files' checks), and podman, runc, slirp4netns and debootstrap (the
-# container image's test) when they are missing, and runs lint, types and every test. `make test`
-# is the fast loop: every test not marked `slow` or `system`, with no Debian package needed. Both
-# spread the tests over every core (pytest-xdist).
+# tmux (a real terminal for the full-screen tests), Alertmanager (for `watch --alertmanager`) and
+# its amtool and systemd's systemd-analyze (the deploy files' checks), and podman, runc,
+# slirp4netns and debootstrap (the container image's test) when they are missing, and runs lint,
+# types and every test. `make test` is the fast loop: every test not marked `slow` or `system`,
+# with no Debian package needed. Both spread the tests over every core (pytest-xdist).
 VENV ?= .venv
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: check test prometheus wrk tmux deploy-tools container-tools demo sdist-check man image image-local-base
+.PHONY: check test prometheus alertmanager wrk tmux deploy-tools container-tools demo sdist-check man image image-local-base
 .DEFAULT_GOAL := check
 
 WORKERS ?= auto
 
-check: $(VENV)/.installed prometheus wrk tmux deploy-tools container-tools
+check: $(VENV)/.installed prometheus alertmanager wrk tmux deploy-tools container-tools
 	$(VENV)/bin/python -m pytest -n $(WORKERS)
 
 test: $(VENV)/.installed
@@ -29,6 +29,12 @@ prometheus:
 	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus; \
+	fi
+
+alertmanager:
+	@if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus-alertmanager; \
 	fi
 
 wrk:
