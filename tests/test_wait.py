@@ -152,3 +152,17 @@ def test_a_terminal_sees_one_progress_line_updated_in_place(served):
     assert all(len(update) <= 59 for update in updates)
     assert updates[-1] == ""  # erased at the end; the outcome is on stderr
     assert err.getvalue() == "cli_devops: gave up after 0s: no instances yet\n"
+
+
+def test_a_stable_window_longer_than_the_maximum_wait_is_a_usage_error(cli):
+    result = cli("wait", "--service", "Pay", "--stable", "2m", "--max-wait", "1m")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --stable is longer than --max-wait: the wait could never pass"
+    )
+
+
+def test_strict_does_nothing_for_wait_and_says_so(cli):
+    result = cli("--strict", "wait", "--service", "Pay")
+    assert result.exit_code == 2
+    assert "--strict does nothing for 'wait'" in result.stderr

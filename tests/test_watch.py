@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from cli_devops.simulator import SimulatorServer
 
+from .conftest import hermetic_environ
 from .watching import Receiver, Watch, flapping_fleet, start_flap, wait_until
 
 FLAP_EVENTS = [
@@ -225,3 +227,22 @@ def test_the_demo_fleet_shows_a_transition_within_a_minute():
     status, _ = watch.stop()
     assert event is not None and event["kind"] in ("instance_unhealthy", "service_under_replicated")
     assert status == 0
+
+
+def test_a_reader_that_goes_away_ends_watch_with_exit_0(flapping):
+    server, url = flapping
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli_devops", "--cp-url", url, "watch", "--interval", "0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hermetic_environ(),
+    )  # fmt: skip
+    try:
+        start_flap(server)
+        assert process.stdout is not None and process.stderr is not None
+        assert json.loads(process.stdout.readline())["kind"] == "instance_unhealthy"
+        process.stdout.close()  # as `| head -1` does; the recovery is then written to no one
+        assert process.wait(timeout=30) == 0
+        assert SUMMARY.fullmatch(process.stderr.read()), "no summary"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

@@ -3,6 +3,7 @@ come, a fleet with a service that flaps on a schedule, and a webhook receiver on
 
 from __future__ import annotations
 
+import atexit
 import json
 import queue
 import subprocess
@@ -65,8 +66,14 @@ class Watch:
             text=True,
             env=hermetic_environ(),
         )
+        atexit.register(self._kill)  # a failed test's process is not left running
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
+
+    def _kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def _read(self) -> None:
         assert self.process.stdout is not None

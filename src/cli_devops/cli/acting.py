@@ -11,6 +11,10 @@ from cli_devops.cli.completion import complete_services
 from cli_devops.cli.options import FLEET_VIEW, GlobalValues, global_options, min_healthy_option
 from cli_devops.durations import Duration
 
+ACTING = tuple(name for name in FLEET_VIEW if name != "strict")
+"""The fleet options of `wait` and `watch`: not --strict, as an unread instance is already
+not healthy (wait) or keeps its last state (watch)."""
+
 
 @click.command()
 @click.option("--service", metavar="NAME", required=True, shell_complete=complete_services,
@@ -27,7 +31,7 @@ from cli_devops.durations import Duration
 @click.option("-o", "--output", type=click.Choice(["table", "json"], case_sensitive=False),
               default="table", show_default=True,
               help="json: one final object on stdout (also when giving up).")  # fmt: skip
-@global_options(*FLEET_VIEW)
+@global_options(*ACTING)
 def wait(
     options: GlobalValues,
     service: str,
@@ -39,11 +43,14 @@ def wait(
 ) -> int:
     """Wait until SERVICE has --min-healthy healthy instances (for --stable): a deploy gate.
 
-    Exit 0 when ready, 1 when --max-wait passed first, 3 when the API stayed unreachable.
+    Exit 0 when ready, 1 when --max-wait passed first, 3 when the API stayed unreachable,
+    130 when stopped by Ctrl+C or SIGTERM.
     """
     from cli_devops import wait as waiting
     from cli_devops.cli.make_app import make_app
 
+    if stable > max_wait:
+        raise click.UsageError("--stable is longer than --max-wait: the wait could never pass")
     app = make_app(click.get_current_context(), options)
     wait_options = waiting.WaitOptions(
         service=service,
@@ -73,7 +80,7 @@ def wait(
               help="The HMAC-SHA256 key of the webhook's signature (a private file).")  # fmt: skip
 @click.option("--alertmanager", metavar="URL",
               help="Post alerts to this Alertmanager (its base URL).")  # fmt: skip
-@global_options(*FLEET_VIEW)
+@global_options(*ACTING)
 def watch(
     options: GlobalValues,
     service: str | None,

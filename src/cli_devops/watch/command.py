@@ -60,7 +60,10 @@ class Tally:
         counts = self.deliveries
         if counts is not None and (counts.delivered or counts.failed or counts.cut_short):
             delivered = f"{plural(counts.delivered, 'delivery', 'deliveries')}"
-            parts.append(f"{delivered}, {counts.failed} failed, {counts.cut_short} cut short")
+            dropped = f", {counts.dropped} dropped" if counts.dropped else ""
+            parts.append(
+                f"{delivered}, {counts.failed} failed, {counts.cut_short} cut short{dropped}"
+            )
         return "; ".join(parts)
 
 

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from cli_devops.watch.webhook import Webhook
 
 COMMANDS_AT_ONCE = 4
+POSTS_AT_ONCE = 8
 COMMAND_TIMEOUT = 30.0
-MAX_PENDING = 256
+MAX_PENDING = 1024
 DRAIN_SECONDS = 5.0
 
 
@@ -60,10 +61,13 @@ class Deliveries:
         self.counts = DeliveryCounts()
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots: asyncio.Semaphore | None = None
+        self._post_slots: asyncio.Semaphore | None = None
         self._poster: Poster | None = None
+        self._dropped_now = 0
 
     async def __aenter__(self) -> Deliveries:
         self._slots = asyncio.Semaphore(COMMANDS_AT_ONCE)
+        self._post_slots = asyncio.Semaphore(POSTS_AT_ONCE)
         if self.receivers.webhook is not None or self.receivers.alertmanager is not None:
             from cli_devops.watch.posting import Poster
 
@@ -98,7 +102,14 @@ class Deliveries:
             self._spawn(self._post("Alertmanager", sent, event))
 
     def tick(self, firing: Sequence[Event], now: datetime, clock: float) -> None:
-        """Re-send the firing alerts when a minute has passed since the last time."""
+        """After a poll's events: report what was dropped, and re-send the firing alerts when
+        a minute has passed since the last time."""
+        if self._dropped_now:
+            self.env.warn(
+                f"{MAX_PENDING} deliveries were pending; "
+                f"{plural(self._dropped_now, 'delivery', 'deliveries')} dropped"
+            )
+            self._dropped_now = 0
         manager = self.receivers.alertmanager
         if manager is not None and manager.due(clock):
             sent = manager.send(self._need_poster(), firing, now, clock)
@@ -111,9 +122,9 @@ class Deliveries:
     def _spawn(self, work: Awaitable[None]) -> None:
         if len(self._tasks) >= MAX_PENDING:
             self.counts.dropped += 1
+            self._dropped_now += 1
             if asyncio.iscoroutine(work):
                 work.close()
-            self.env.warn(f"{MAX_PENDING} deliveries are still pending; one was dropped")
             return
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
@@ -122,7 +133,9 @@ class Deliveries:
     async def _post(
         self, receiver: str, sending: Awaitable[str | None], event: Event | None, count: int = 1
     ) -> None:
-        reason = await sending
+        assert self._post_slots is not None
+        async with self._post_slots:
+            reason = await sending
         if reason is None:
             self.counts.delivered += count
             return
