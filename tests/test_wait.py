@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cli_devops.app import App
 from cli_devops.environment import Environment
+from cli_devops.run_config import RunConfig
 from cli_devops.settings import ClientSettings
 from cli_devops.simulator import Flap, Fleet, SimInstance, SimulatorServer
 from cli_devops.wait import WaitOptions, wait
@@ -142,16 +142,16 @@ def test_a_terminal_sees_one_progress_line_updated_in_place(served):
     fleet.instances["10.1.0.9"] = SimInstance("Other", 10, 10)
     out, err = io.StringIO(), io.StringIO()
     env = Environment(stdout=out, stderr=err, stdout_isatty=True, width=60)
-    app = App(settings=ClientSettings(base_url=url), env=env)
-    status = wait(app, WaitOptions("Checkout", max_wait=0.35, interval=0.1))
+    app = RunConfig(settings=ClientSettings(base_url=url), env=env)
+    status = wait(app, WaitOptions("Checkout", max_wait=1.5, interval=0.1))
     assert status == 1
     shown = out.getvalue()
     updates = shown.split("\r\x1b[K")
     assert len(updates) >= 3 and "\n" not in shown
-    assert updates[1].startswith("Checkout: no instances yet, 0s of 0s")
+    assert updates[1].startswith("Checkout: no instances yet, 0s of 2s")
     assert all(len(update) <= 59 for update in updates)
     assert updates[-1] == ""  # erased at the end; the outcome is on stderr
-    assert err.getvalue() == "cli_devops: gave up after 0s: no instances yet\n"
+    assert err.getvalue() == "cli_devops: gave up after 2s: no instances yet\n"
 
 
 def test_a_stable_window_longer_than_the_maximum_wait_is_a_usage_error(cli):

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from cli_devops.app import App, open_source
 from cli_devops.errors import ApiUnreachable, ExitStatus
 from cli_devops.health import DEFAULT_MIN_HEALTHY, Status, summarize_services
 from cli_devops.lifecycle import run_until_stopped
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker
+from cli_devops.run_config import RunConfig, open_source
 from cli_devops.service_names import match_service, services_of
 from cli_devops.text import terminal_safe
 
@@ -60,7 +60,7 @@ class WaitState:
     outcome: Outcome | None = None
 
 
-def wait(app: App, options: WaitOptions) -> ExitStatus:
+def wait(app: RunConfig, options: WaitOptions) -> ExitStatus:
     """Block until ready, the maximum wait or a stop signal; the outcome as an exit status."""
     state = WaitState(options.service)
     stopped = run_until_stopped(_wait(app, options, state))
@@ -131,7 +131,7 @@ def _seconds(value: float) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-async def _wait(app: App, options: WaitOptions, state: WaitState) -> None:
+async def _wait(app: RunConfig, options: WaitOptions, state: WaitState) -> None:
     env = app.env
     clock = env.monotonic
     start = clock()
@@ -169,7 +169,11 @@ async def _wait(app: App, options: WaitOptions, state: WaitState) -> None:
 
 
 def _count(
-    state: WaitState, options: WaitOptions, app: App, instances: Sequence[Instance], began: float
+    state: WaitState,
+    options: WaitOptions,
+    app: RunConfig,
+    instances: Sequence[Instance],
+    began: float,
 ) -> None:
     """Count the service's healthy instances in one read, and start or end the steady run."""
     if not state.found:

@@ -47,11 +47,11 @@ def wait(
     130 when stopped by Ctrl+C or SIGTERM.
     """
     from cli_devops import wait as waiting
-    from cli_devops.cli.make_app import make_app
+    from cli_devops.cli.make_config import make_run_config
 
     if stable > max_wait:
         raise click.UsageError("--stable is longer than --max-wait: the wait could never pass")
-    app = make_app(click.get_current_context(), options)
+    app = make_run_config(click.get_current_context(), options)
     wait_options = waiting.WaitOptions(
         service=service,
         min_healthy=min_healthy,
@@ -97,11 +97,11 @@ def watch(
     Events: service_under_replicated, service_recovered, instance_unhealthy,
     instance_recovered, source_unreachable, source_recovered.
     """
-    from cli_devops.cli.make_app import make_app
+    from cli_devops.cli.make_config import make_run_config
     from cli_devops.watch import command as watching
 
     receivers = _receivers(command, webhook, webhook_secret_file, alertmanager)
-    app = make_app(click.get_current_context(), options)
+    app = make_run_config(click.get_current_context(), options)
     watch_options = watching.WatchOptions(
         service=service, min_healthy=min_healthy, hold=hold, interval=interval,
         receivers=receivers,

@@ -11,11 +11,11 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
-from cli_devops.app import App, open_source, report_unread
 from cli_devops.errors import ApiUnreachable, ExitStatus
 from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.lifecycle import SIGINT, ReaderGone, run_until_stopped
 from cli_devops.polling import Ticker
+from cli_devops.run_config import RunConfig, open_source, report_unread
 from cli_devops.service_names import match_service, services_of
 from cli_devops.text import plural
 from cli_devops.watch.deliveries import Deliveries, DeliveryCounts, Receivers
@@ -76,7 +76,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def watch(app: App, options: WatchOptions) -> ExitStatus:
+def watch(app: RunConfig, options: WatchOptions) -> ExitStatus:
     """Watch until a stop signal or the reader of stdout goes away."""
     tally = Tally(started=app.env.monotonic())
     stopped = run_until_stopped(_watch(app, options, tally))
@@ -85,7 +85,7 @@ def watch(app: App, options: WatchOptions) -> ExitStatus:
     return ExitStatus.INTERRUPTED if stopped == SIGINT else ExitStatus.OK
 
 
-async def _watch(app: App, options: WatchOptions, tally: Tally) -> None:
+async def _watch(app: RunConfig, options: WatchOptions, tally: Tally) -> None:
     env = app.env
     detector = Detector(app.thresholds, options.min_healthy, hold=options.hold,
                         service=options.service, source=app.base_url)  # fmt: skip
@@ -122,7 +122,7 @@ async def _watch(app: App, options: WatchOptions, tally: Tally) -> None:
             deliveries.tick(detector.firing(), at.time, at.clock)
 
 
-def _emit(app: App, event: Event, tally: Tally) -> None:
+def _emit(app: RunConfig, event: Event, tally: Tally) -> None:
     """One JSON line on stdout, flushed at once (a pipe would otherwise hold it)."""
     env = app.env
     tally.events[event.kind] += 1
