@@ -176,6 +176,9 @@ def test_a_webhook_that_keeps_failing_is_reported_and_watching_goes_on(flapping,
          "or https://..."),
         (["--webhook", "http://u:pw@127.0.0.1:99999/", "--webhook-secret-file", "{secret}"],
          "cli_devops: error: invalid --webhook URL: not a URL"),
+        (["--alertmanager", "http://%zz/"],
+         "cli_devops: error: invalid --alertmanager URL http://%zz/: give "
+         "http://host[:port]/path or https://..."),
         (["--alertmanager", "127.0.0.1:9093"],
          "cli_devops: error: invalid --alertmanager URL 127.0.0.1:9093: give "
          "http://host[:port]/path or https://..."),

@@ -12,6 +12,8 @@ user and password, if any, are sent as basic auth and never shown.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ BACKOFF = (0.5, 1.0, 2.0)
 """Waits before the second, third and fourth attempt."""
 REQUEST_TIMEOUT = 5.0
 MAX_URL = 2048
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252}[A-Za-z0-9_.])?")
 
 
 class Target:
@@ -40,7 +43,7 @@ class Target:
             url = URL(text)
         except (ValueError, TypeError):
             raise UsageError(f"invalid {what} URL: not a URL") from None
-        if url.scheme not in ("http", "https") or not url.host:
+        if url.scheme not in ("http", "https") or not _good_host(url.host):
             raise UsageError(f"invalid {what} URL {terminal_safe(_hidden(url))}: "
                              "give http://host[:port]/path or https://...")  # fmt: skip
         try:
@@ -56,6 +59,17 @@ class Target:
         joined.url = self.url.with_path(self.url.path.rstrip("/") + path)
         joined.shown = _hidden(joined.url)
         return joined
+
+
+def _good_host(host: str | None) -> bool:
+    """A host name (letters, digits, '-', '_', '.') or an IP address."""
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOST_NAME.fullmatch(host))
+    return True
 
 
 def _hidden(url: URL) -> str:
