@@ -115,7 +115,7 @@ def test_alerts_arrive_firing_with_the_rules_labels_and_are_later_resolved(tmp_p
             wait_until(arrived)
             service = named(firing, "CpxServiceUnderReplicated")[0]
             assert service["labels"] == {
-                "alertname": "CpxServiceUnderReplicated", "severity": "page", "job": "cpx",
+                "alertname": "CpxServiceUnderReplicated", "severity": "critical", "job": "cpx",
                 "cpx_service": "Pay",
             }  # fmt: skip
             assert service["status"]["state"] == "active"
@@ -140,7 +140,7 @@ def test_alerts_arrive_firing_with_the_rules_labels_and_are_later_resolved(tmp_p
 
 def test_alert_names_and_severities_are_those_of_the_shipped_rules():
     rules = {
-        rule["alert"]: rule["labels"]["severity"]
+        rule["alert"]: (rule["labels"]["severity"], rule["annotations"]["runbook_url"])
         for group in yaml.safe_load(RULES.read_text())["groups"]
         for rule in group["rules"]
         if "alert" in rule
@@ -159,7 +159,9 @@ def test_alert_names_and_severities_are_those_of_the_shipped_rules():
         firing = alert(Event(now, kind, "Pay", key, now, details), now)
         labels = firing["labels"]
         assert isinstance(labels, dict)
-        assert rules[labels["alertname"]] == labels["severity"]
+        annotations = firing["annotations"]
+        assert isinstance(annotations, dict)
+        assert rules[labels["alertname"]] == (labels["severity"], annotations["runbook_url"])
         assert firing["endsAt"] > firing["startsAt"]  # type: ignore[operator]
         recovered = alert(Event(now, RECOVERY_OF[kind], "Pay", key, now, details), now)
         assert recovered["endsAt"] == "2026-01-01T00:00:00.000Z"

@@ -23,10 +23,12 @@ JOB = "cpx"
 """The `job` label of the shipped rules' series."""
 
 _RULES = {
-    "service": ("CpxServiceUnderReplicated", "page"),
+    "service": ("CpxServiceUnderReplicated", "critical"),
     "instance": ("CpxInstanceUnhealthy", "warning"),
-    "source": ("CpxApiDown", "page"),
+    "source": ("CpxApiDown", "critical"),
 }
+RUNBOOK = "docs/runbook.md#"
+"""The rules' `runbook_url` annotation: this plus the alert's name in lower case."""
 
 
 def alert(event: Event, now: datetime) -> dict[str, object]:
@@ -56,7 +58,11 @@ def alert(event: Event, now: datetime) -> dict[str, object]:
     ends = now + ENDS_AHEAD if event.firing else now
     return {
         "labels": labels,
-        "annotations": {"summary": summary, "description": description},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": RUNBOOK + name.lower(),
+        },
         "startsAt": rfc3339(event.started),
         "endsAt": rfc3339(ends),
     }
