@@ -9,6 +9,7 @@ import click
 import pytest
 
 from cli_devops.cli import cli as cli_group
+from cli_devops.cli.acting import ACTING
 from cli_devops.cli.options import BY_NAME, CONNECTION, FLEET_VIEW, PROMETHEUS, THRESHOLDS
 from cli_devops.cli.options import ONE_SHOT as ONE_SHOT_OPTIONS
 from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
@@ -123,6 +124,8 @@ def test_each_command_help_lists_the_global_options_it_uses(cli, command):
         "exporter": (*CONNECTION, *THRESHOLDS),
         "top": (*CONNECTION, *PROMETHEUS, *THRESHOLDS, "no_color", "at"),
         "track": FLEET_VIEW,
+        "wait": ACTING,
+        "watch": ACTING,
         # every option it can write to a context, and --config for the file
         "config set-context": tuple(name for name in BY_NAME if name not in ("context", "at")),
     }.get(command, ("config",) if command.startswith("config ") else ONE_SHOT_OPTIONS)
