@@ -42,6 +42,7 @@ def flapping() -> Iterator[tuple[SimulatorServer, str]]:
     server.stop()
 
 
+@pytest.mark.slow
 def test_the_firing_and_the_recovery_once_each_in_order_then_sigterm_exits_0(flapping):
     server, url = flapping
     watch = Watch("--cp-url", url, "watch", "--interval", "0.1")
@@ -70,6 +71,7 @@ def test_ctrl_c_exits_130_with_the_summary(flapping):
     assert SUMMARY.fullmatch(stderr), stderr
 
 
+@pytest.mark.slow
 def test_for_suppresses_a_blip_shorter_than_the_hold(flapping):
     server, url = flapping
     watch = Watch("--cp-url", url, "watch", "--for", "3s", "--interval", "0.1")
@@ -80,6 +82,7 @@ def test_for_suppresses_a_blip_shorter_than_the_hold(flapping):
     assert SUMMARY.fullmatch(stderr).groups()[:4] == ("0", "0", "0", "0")  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_exec_gets_each_event_on_stdin_and_a_failing_command_is_reported(flapping, tmp_path):
     server, url = flapping
     log = tmp_path / "events.log"
@@ -122,6 +125,7 @@ def secret_file(tmp_path: Path, text: str = "s3cret\n", mode: int = 0o600) -> Pa
     return path
 
 
+@pytest.mark.slow
 def test_webhook_posts_each_event_signed_retrying_until_delivered_once(flapping, tmp_path):
     server, url = flapping
     receiver = Receiver(statuses=[500, 503])  # the first event gets through on the third try
@@ -146,6 +150,7 @@ def test_webhook_posts_each_event_signed_retrying_until_delivered_once(flapping,
     assert stderr.endswith("; 4 deliveries, 0 failed, 0 cut short\n"), stderr
 
 
+@pytest.mark.slow
 def test_a_webhook_that_keeps_failing_is_reported_and_watching_goes_on(flapping, tmp_path):
     server, url = flapping
     receiver = Receiver(statuses=[500] * 100)
