@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +22,8 @@ from cli_devops.run_config import RunConfig
 from cli_devops.settings import ClientSettings
 from cli_devops.simulator import Flap, Fleet, SimInstance, SimulatorServer
 from cli_devops.wait import WaitOptions, wait
+
+from .conftest import hermetic_environ, stop_process
 
 
 def add(fleet: Fleet, *instances: SimInstance) -> None:
@@ -166,3 +172,23 @@ def test_strict_does_nothing_for_wait_and_says_so(cli):
     result = cli("--strict", "wait", "--service", "Pay")
     assert result.exit_code == 2
     assert "--strict does nothing for 'wait'" in result.stderr
+
+
+def test_ctrl_c_stops_the_wait_with_exit_130_and_one_line():
+    server = SimulatorServer(Fleet({"10.1.0.9": SimInstance("Other", 10, 10)}), "127.0.0.1", 0)
+    url = server.start()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli_devops", "--cp-url", url, "wait", "--service",
+             "Checkout", "--interval", "0.1", "--max-wait", "1m", "-o", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hermetic_environ(),
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while server.request_paths["/servers"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out, err = stop_process(process, signal.SIGINT)
+    finally:
+        server.stop()
+    assert process.returncode == 130
+    assert out == ""
+    assert re.fullmatch(r"cli_devops: interrupted after \d+s: no instances yet\n", err), err

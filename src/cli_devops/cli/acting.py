@@ -3,13 +3,16 @@ stdout, a command, a webhook or Alertmanager)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli_devops.cli.completion import complete_services
 from cli_devops.cli.options import FLEET_VIEW, GlobalValues, global_options, min_healthy_option
 from cli_devops.durations import Duration
+
+if TYPE_CHECKING:
+    from cli_devops.watch.deliveries import Receivers
 
 ACTING = tuple(name for name in FLEET_VIEW if name != "strict")
 """The fleet options of `wait` and `watch`: not --strict, as an unread instance is already
@@ -97,8 +100,8 @@ def watch(
     Events: service_under_replicated, service_recovered, instance_unhealthy,
     instance_recovered, source_unreachable, source_recovered.
     """
+    from cli_devops import watch as watching
     from cli_devops.cli.make_config import make_run_config
-    from cli_devops.watch import command as watching
 
     receivers = _receivers(command, webhook, webhook_secret_file, alertmanager)
     app = make_run_config(click.get_current_context(), options)
@@ -114,7 +117,7 @@ def _receivers(
     webhook: str | None,
     secret_file: str | None,
     alertmanager: str | None,
-) -> Any:
+) -> Receivers:
     import shlex
     import shutil
     from pathlib import Path
