@@ -5,6 +5,7 @@ own API; and the alerts' names and severities are those of deploy/prometheus/ale
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
@@ -172,3 +173,36 @@ def test_make_check_installs_alertmanager():
     check_recipe = makefile.split("\ncheck:", 1)[1].split("\n", 1)[0]
     assert "alertmanager" in check_recipe.split()
     assert "apt-get install -y --no-install-recommends prometheus-alertmanager" in makefile
+
+
+def test_firing_alerts_are_re_sent_every_minute_with_ends_ahead():
+    from cli_devops.environment import Environment
+    from cli_devops.watch.alertmanager import Alertmanager
+    from cli_devops.watch.deliveries import Deliveries, Receivers
+    from cli_devops.watch.posting import Target
+
+    from .watching import Receiver
+
+    receiver = Receiver()
+    now = datetime.now(timezone.utc)
+    firing = Event(now, "service_under_replicated", "Pay", ("service", "Pay"), now,
+                   {"healthy": 1, "min_healthy": 2, "instances": 2})  # fmt: skip
+    manager = Alertmanager(Target(receiver.url.rsplit("/", 1)[0], "--alertmanager"))
+
+    async def run() -> None:
+        async with Deliveries(Environment(), Receivers(alertmanager=manager)) as deliveries:
+            deliveries.tick([firing], now, 100.0)  # the first poll: the minute starts
+            deliveries.tick([firing], now, 159.0)
+            deliveries.tick([firing], now + timedelta(seconds=60), 160.0)  # a minute later
+
+    try:
+        asyncio.run(run())
+    finally:
+        receiver.close()
+    assert receiver.paths == ["/api/v2/alerts"]
+    headers, body, _ = receiver.received[0]
+    assert headers["Content-Type"] == "application/json"
+    [sent] = json.loads(body)
+    assert sent["labels"]["alertname"] == "CpxServiceUnderReplicated"
+    ends = datetime.fromisoformat(sent["endsAt"].replace("Z", "+00:00"))
+    assert ends - now >= timedelta(minutes=4)

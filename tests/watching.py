@@ -123,12 +123,14 @@ class Receiver:
     def __init__(self, statuses: list[int] | None = None) -> None:
         self.statuses = list(statuses or [])
         self.received: list[tuple[dict[str, str], bytes, int]] = []
+        self.paths: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
+                receiver.paths.append(self.path)
                 receiver.received.append((dict(self.headers), body, status))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
