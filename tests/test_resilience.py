@@ -27,6 +27,7 @@ from cli_devops.run_config import report_unread
 from . import test_resilience_chaos as chaos
 from . import test_resilience_retries as retries
 from . import test_resilience_transport as transport
+from . import test_wait, test_watch, test_watch_detector
 from .resilience_helpers import (
     FAILURE_DOC,
     terminal_clean,
@@ -170,6 +171,13 @@ GUARANTEES: dict[str, list[Callable[..., None]]] = {
         transport.test_proxy_from_the_environment_is_used,
         transport.test_no_proxy_bypasses_the_proxy,
         transport.test_unsupported_proxy_is_a_usage_error_that_hides_the_url,
+    ],
+    "Waiting and watching": [
+        test_wait.test_an_api_that_stays_unreachable_exits_3,
+        test_watch_detector.test_an_outage_is_its_own_event_and_never_a_recovery,
+        test_watch_detector.test_an_unread_instance_keeps_its_last_state,
+        test_watch.test_a_slow_command_never_holds_up_the_events,
+        test_watch.test_a_webhook_that_keeps_failing_is_reported_and_watching_goes_on,
     ],
 }
 
