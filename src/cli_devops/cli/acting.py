@@ -23,13 +23,13 @@ not healthy (wait) or keeps its last state (watch)."""
 @click.option("--service", metavar="NAME", required=True, shell_complete=complete_services,
               help="The service to wait for (it may not exist yet).")  # fmt: skip
 @min_healthy_option
-@click.option("--stable", type=Duration(0.0, min_open=False), default=0.0, show_default="0s",
+@click.option("--stable", type=Duration(0.0, min_open=False), default="0s", show_default=True,
               metavar="DURATION",
               help="How long the service must stay at --min-healthy or more.")  # fmt: skip
-@click.option("--max-wait", type=Duration(0.0, min_open=False), default=300.0,
-              show_default="5m", metavar="DURATION",
+@click.option("--max-wait", type=Duration(0.0, min_open=False), default="5m",
+              show_default=True, metavar="DURATION",
               help="Give up after this long (exit 1; 3 if the API could not be read).")  # fmt: skip
-@click.option("--interval", type=Duration(0.1, min_open=False), default=2.0, show_default="2s",
+@click.option("--interval", type=Duration(0.1, min_open=False), default="2s", show_default=True,
               metavar="DURATION", help="Time between polls.")  # fmt: skip
 @click.option("-o", "--output", type=click.Choice(["table", "json"], case_sensitive=False),
               default="table", show_default=True,
@@ -70,10 +70,10 @@ def wait(
 @click.option("--service", metavar="NAME", shell_complete=complete_services,
               help="Only this service [default: every service].")  # fmt: skip
 @min_healthy_option
-@click.option("--for", "hold", type=Duration(0.0, min_open=False), default=0.0,
-              show_default="0s", metavar="DURATION",
+@click.option("--for", "hold", type=Duration(0.0, min_open=False), default="0s",
+              show_default=True, metavar="DURATION",
               help="Report a condition only once it has lasted this long.")  # fmt: skip
-@click.option("--interval", type=Duration(0.1, min_open=False), default=5.0, show_default="5s",
+@click.option("--interval", type=Duration(0.1, min_open=False), default="5s", show_default=True,
               metavar="DURATION", help="Time between polls.")  # fmt: skip
 @click.option("--exec", "command", metavar="CMD",
               help="Run CMD for each event, the event's JSON on its stdin.")  # fmt: skip
