@@ -127,3 +127,15 @@ def test_a_watched_service_that_does_not_exist_yet_is_under_replicated_until_it_
 def test_other_services_are_not_watched_with_a_service():
     watch = detector(service="Pay")
     assert watch.observe(at(0), [ok("10.0.0.1"), ok("10.0.0.2"), hot("10.0.0.3", "Geo")]) == []
+
+
+def test_a_service_found_under_another_spelling_keeps_its_condition():
+    watch = detector(service="checkout")
+    assert kinds(watch.observe(at(0), [ok("10.0.0.1")])) == [
+        ("service_under_replicated", "checkout")
+    ]
+    watch.rename("Checkout")
+    assert watch.observe(at(1), [ok("10.0.0.2", "Checkout")]) == []  # still 1 of 2: no new firing
+    recovered = watch.observe(at(2), [ok("10.0.0.2", "Checkout"), ok("10.0.0.3", "Checkout")])
+    assert kinds(recovered) == [("service_recovered", "Checkout")]
+    assert watch.firing() == []

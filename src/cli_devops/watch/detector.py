@@ -76,6 +76,11 @@ class Detector:
     def rename(self, service: str) -> None:
         """The watched service turned out to be spelt `service` by the API."""
         if self.service is not None and service != self.service:
+            old, new = ("service", self.service), ("service", service)
+            if old in self._conditions:
+                self._conditions[new] = self._conditions.pop(old)
+            if old in self._firing:
+                self._firing[new] = self._firing.pop(old)
             self._services.discard(self.service)
             self.service = service
             self._services.add(service)
