@@ -192,3 +192,16 @@ def test_ctrl_c_stops_the_wait_with_exit_130_and_one_line():
     assert process.returncode == 130
     assert out == ""
     assert re.fullmatch(r"cli_devops: interrupted after \d+s: no instances yet\n", err), err
+
+
+def test_a_new_name_that_shares_words_with_known_services_is_waited_for(cli, served):
+    fleet, url = served
+    add(fleet, SimInstance("GeoService", 10, 10), SimInstance("UserService", 10, 10))
+    for name in ("NewService", "UserService2"):
+        result = cli("--cp-url", url, "wait", "--service", name, "--max-wait", "0.2",
+                     "--interval", "0.1")  # fmt: skip
+        assert result.exit_code == 1, result.stderr
+        assert result.stderr.endswith(": no instances yet\n")
+    typo = cli("--cp-url", url, "wait", "--service", "geoservcie", "--max-wait", "5")
+    assert typo.exit_code == 2
+    assert typo.stderr.endswith("did you mean GeoService?\n")

@@ -81,3 +81,13 @@ def test_every_recovery_follows_its_firing_and_nothing_fires_twice(polls, hold):
             present = {i.ip for i in poll}
             firing = {k: v for k, v in firing.items() if k[0] != "instance" or k[1] in present}
     assert {event.key for event in detector.firing()} == set(firing)
+
+
+@given(st.text(max_size=20), st.text(max_size=20))
+def test_the_edit_distance_of_names_is_a_distance(a, b):
+    from cli_devops.service_names import _edits
+
+    assert _edits(a, a) == 0
+    assert _edits(a, b) == _edits(b, a)
+    assert abs(len(a) - len(b)) <= _edits(a, b) <= max(len(a), len(b))
+    assert (_edits(a, b) == 0) == (a == b)

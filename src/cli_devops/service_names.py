@@ -72,15 +72,52 @@ def _abbreviates(short: str, name: str) -> bool:
 
 
 def match_service(name: str, known: Iterable[str], *, suggest: bool = True) -> str | None:
-    """The service as the API spells it, or None when no service is close to `name` (one that
-    a deploy is still creating, say); with `suggest`, raises UsageError with a did-you-mean
-    when `name` looks like a misspelling of a known service. For the commands that wait for a
-    service to appear: they suggest at their first read only, as a service that appears later
-    with a similar name is no misspelling."""
+    """The service as the API spells it, or None when `name` is no misspelling of a known
+    service (it may be one a deploy is still creating); with `suggest`, raises UsageError with
+    a did-you-mean when it is one (`misspellings`). For the commands that wait for a service to
+    appear: they suggest at their first read only, as a service that appears later with a
+    similar name is no misspelling."""
     names = sorted(set(known))
-    try:
-        return resolve_service(name, names)
-    except UsageError:
-        if suggest and suggestions(name, names):
-            raise
+    if name in names:
+        return name
+    folded = [known_name for known_name in names if known_name.lower() == name.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    close = misspellings(name, names) if suggest else []
+    if close:
+        hint = " or ".join(map(terminal_safe, close))
+        raise UsageError(f"no service named {terminal_safe(name)!r}; did you mean {hint}?")
     return None
+
+
+def misspellings(name: str, names: Iterable[str]) -> list[str]:
+    """The names `name` is a slip of the keyboard for: one it begins (three characters at
+    least), or one at most one edit away (two from 12 characters on; an edit is an insertion,
+    deletion, substitution or swap of neighbours). A name that extends a known one
+    (`UserService2`) is no slip: it is a new service. Stricter than `suggestions`, because
+    services share words (`NewService` is two edits from `GeoService`, and is new)."""
+    wanted = name.strip().lower()
+    found = []
+    for known in sorted(set(names)):
+        folded = known.lower()
+        if len(wanted) >= 3 and folded.startswith(wanted):
+            found.append(known)
+        elif not wanted.startswith(folded):
+            allowed = 2 if len(folded) >= 12 else 1
+            if abs(len(folded) - len(wanted)) <= allowed and _edits(wanted, folded) <= allowed:
+                found.append(known)
+    return found[:MAX_SUGGESTIONS]
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, swaps."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, other in enumerate(b, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
