@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cli_devops.errors import ApiUnreachable, ExitStatus
-from cli_devops.health import DEFAULT_MIN_HEALTHY, Status, summarize_services
+from cli_devops.health import Status, summarize_services
 from cli_devops.lifecycle import run_until_stopped
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker
 from cli_devops.run_config import RunConfig, open_source
 from cli_devops.service_names import match_service, services_of
+from cli_devops.settings import DEFAULT_MIN_HEALTHY
 from cli_devops.text import terminal_safe
 
 Outcome = Literal["ready", "timed_out", "unreachable", "interrupted"]
@@ -143,7 +144,7 @@ async def _wait(app: RunConfig, options: WaitOptions, state: WaitState) -> None:
             await asyncio.sleep(min(ticker.delay(), max(0.0, deadline - clock())))
             began = clock()
             try:
-                snapshot = await asyncio.wait_for(source.snapshot(), max(deadline - began, 0.05))
+                snapshot = await asyncio.wait_for(source.read(), max(deadline - began, 0.05))
             except ApiUnreachable as err:
                 state.error, state.good_since = str(err), None
                 polled = True

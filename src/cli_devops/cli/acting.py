@@ -153,4 +153,8 @@ def _receivers(
             manager = Alertmanager(Target(alertmanager, "--alertmanager"))
     except UsageError as err:
         raise UsageError(str(err)) from None
-    return Receivers(command=argv, webhook=hook, alertmanager=manager)
+    from urllib.request import getproxies_environment
+
+    return Receivers(
+        command=argv, webhook=hook, alertmanager=manager, proxies=getproxies_environment()
+    )

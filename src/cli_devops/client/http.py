@@ -33,11 +33,13 @@ from cli_devops.client.settings import ClientSettings
 
 
 class Send(NamedTuple):
-    """What a request sends: a POST (or PUT) with a body; none for a GET."""
+    """What a request sends: a POST (or PUT) with a body, and headers of its own (a webhook's
+    signature); none for a GET."""
 
     body: bytes
     content_type: str = "application/json"
     method: str = "POST"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class RetryHooks(NamedTuple):
@@ -177,7 +179,7 @@ class HttpSession:
     ) -> bytes:
         """One attempt, redirects followed, the body read up to `cap` bytes."""
         method, body = ("GET", None) if send is None else (send.method, send.body)
-        headers = {} if send is None else {"Content-Type": send.content_type}
+        headers = {} if send is None else {"Content-Type": send.content_type, **dict(send.headers)}
         if self._session is None:
             raise RuntimeError("HttpSession used outside 'async with'")
         limit = self.settings.timeout

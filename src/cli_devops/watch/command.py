@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from cli_devops.errors import ApiUnreachable, ExitStatus
-from cli_devops.health import DEFAULT_MIN_HEALTHY
 from cli_devops.lifecycle import SIGINT, ReaderGone, run_until_stopped
 from cli_devops.polling import Ticker
 from cli_devops.run_config import RunConfig, open_source, report_unread
 from cli_devops.service_names import match_service, services_of
+from cli_devops.settings import DEFAULT_MIN_HEALTHY
 from cli_devops.text import plural
 from cli_devops.watch.deliveries import Deliveries, DeliveryCounts, Receivers
 from cli_devops.watch.detector import Detector, Moment
@@ -87,19 +87,21 @@ def watch(app: RunConfig, options: WatchOptions) -> ExitStatus:
 
 async def _watch(app: RunConfig, options: WatchOptions, tally: Tally) -> None:
     env = app.env
+    source = open_source(app)
     detector = Detector(app.thresholds, options.min_healthy, hold=options.hold,
-                        service=options.service, source=app.base_url)  # fmt: skip
+                        service=options.service, source=source.name)  # fmt: skip
     ticker = Ticker(options.interval, env.monotonic)
     found = options.service is None
     unread = 0
-    async with open_source(app) as source, Deliveries(env, options.receivers) as deliveries:
+    notes: tuple[str, ...] = ()
+    async with source, Deliveries(env, options.receivers) as deliveries:
         tally.deliveries = deliveries.counts
         while True:
             await asyncio.sleep(ticker.delay())
             at = Moment(env.now(), env.monotonic())
             tally.polls += 1
             try:
-                snapshot = await source.snapshot()
+                snapshot = await source.read()
             except ApiUnreachable as err:
                 tally.failed += 1
                 events = detector.unreachable(at, str(err))
@@ -111,6 +113,10 @@ async def _watch(app: RunConfig, options: WatchOptions, tally: Tally) -> None:
                     if name is not None:
                         detector.rename(name)
                         found = True
+                if snapshot.notes != notes:  # skipped entries, targets down: when they change
+                    notes = snapshot.notes
+                    for note in notes:
+                        env.warn(note)
                 if len(snapshot.unread) != unread:
                     unread = len(snapshot.unread)
                     report_unread(snapshot.unread, len(snapshot.instances), env)

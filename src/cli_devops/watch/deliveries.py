@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -41,6 +41,8 @@ class Receivers:
     webhook: Webhook | None = None
     alertmanager: Alertmanager | None = None
     command_timeout: float = COMMAND_TIMEOUT
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    """Proxies for the POSTs, as for the fleet's reads (from the environment)."""
 
 
 @dataclass
@@ -71,7 +73,7 @@ class Deliveries:
         if self.receivers.webhook is not None or self.receivers.alertmanager is not None:
             from cli_devops.watch.posting import Poster
 
-            self._poster = await Poster().__aenter__()
+            self._poster = await Poster(self.receivers.proxies).__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

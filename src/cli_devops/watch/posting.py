@@ -1,32 +1,34 @@
-"""HTTP POSTs of `watch` (the webhook and Alertmanager): the URL checked once, each POST with
-its retries and backoff, and one connection pool. Kept in one module so that it can move onto
-a shared HTTP layer unchanged.
+"""The POSTs of `watch` (the webhook and Alertmanager) over the one HTTP layer
+(`client.HttpSession`): the URL checked once, a connection pool per receiver, and the layer's
+retry loop, so a delivery is retried as every request of the tool is.
 
-A POST is retried when it fails in any way (no connection, a timeout, an answer other than
-2xx), after 0.5 s, 1 s and 2 s, so an event is given up within a few seconds; once an answer
-is 2xx it is never sent again. No redirect is followed (the body would be re-sent to whoever
-the receiver points at), no proxy or ~/.netrc from the environment is used, and the URL's
-user and password, if any, are sent as basic auth and never shown.
+A POST that fails in a way another attempt may cure (no connection, a reset, a timeout, HTTP 5xx
+or 429) is retried with backoff, within `DELIVERY_DEADLINE` seconds; other answers (a 4xx) are
+final. Once an answer is 2xx the event is never sent again. The URL's user and password, if
+any, are sent as basic auth to the URL's origin only, and never shown; proxies are those of the
+environment, as for the fleet's reads.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from cli_devops.errors import UsageError
+from cli_devops.client import ClientSettings, HttpFailure, HttpSession, ReadBudget, Send
+from cli_devops.errors import SettingError, UsageError
 from cli_devops.text import terminal_safe
 
 if TYPE_CHECKING:
-    import aiohttp
     from yarl import URL
 
-BACKOFF = (0.5, 1.0, 2.0)
-"""Waits before the second, third and fourth attempt."""
 REQUEST_TIMEOUT = 5.0
+RETRIES = 3
+DELIVERY_DEADLINE = 10.0
+"""A delivery is given up after this long, its retries included."""
+ANSWER_CAP = 64 * 1024
 MAX_URL = 2048
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252}[A-Za-z0-9_.])?")
 
@@ -41,15 +43,12 @@ class Target:
             raise UsageError(f"invalid {what} URL: not a URL")
         try:
             url = URL(text)
+            url.port  # noqa: B018 -- a port out of range raises here
         except (ValueError, TypeError):
             raise UsageError(f"invalid {what} URL: not a URL") from None
         if url.scheme not in ("http", "https") or not _good_host(url.host):
             raise UsageError(f"invalid {what} URL {terminal_safe(_hidden(url))}: "
                              "give http://host[:port]/path or https://...")  # fmt: skip
-        try:
-            url.port  # noqa: B018 -- a port out of range raises here
-        except ValueError:
-            raise UsageError(f"invalid {what} URL: bad port") from None
         self.url: URL = url
         self.shown = _hidden(url)
 
@@ -59,6 +58,24 @@ class Target:
         joined.url = self.url.with_path(self.url.path.rstrip("/") + path)
         joined.shown = _hidden(joined.url)
         return joined
+
+    def settings(self, proxies: Mapping[str, str]) -> ClientSettings:
+        """The HTTP layer's settings for this URL: its user and password as basic auth."""
+        url = self.url
+        token = None
+        if url.user is not None:
+            pair = f"{url.user}:{url.password or ''}".encode()
+            token = base64.b64encode(pair).decode("ascii")
+        return ClientSettings(
+            base_url=str(url.with_user(None).with_query(None).with_fragment(None)),
+            timeout=REQUEST_TIMEOUT, retries=RETRIES, token=token, auth_scheme="Basic",
+            proxies=proxies,
+        )  # fmt: skip
+
+    def query(self) -> str:
+        """The URL's encoded query string, `?` first, to follow the path of each request."""
+        query = self.url.raw_query_string
+        return f"?{query}" if query else ""
 
 
 def _good_host(host: str | None) -> bool:
@@ -77,56 +94,44 @@ def _hidden(url: URL) -> str:
 
 
 class Poster:
-    """One aiohttp session for every POST of a run; `async with`."""
+    """The HTTP sessions of a run's receivers (one pool each, opened at the first POST);
+    `async with`."""
 
-    def __init__(self, backoff: Sequence[float] = BACKOFF) -> None:
-        self.backoff = tuple(backoff)
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(
+        self, proxies: Mapping[str, str] | None = None, deadline: float = DELIVERY_DEADLINE
+    ) -> None:
+        self.proxies = dict(proxies or {})
+        self.deadline = deadline
+        self._sessions: dict[str, HttpSession] = {}
 
     async def __aenter__(self) -> Poster:
-        import aiohttp
-
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT), trust_env=False
-        )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.__aexit__(None, None, None)
 
     async def post(self, target: Target, body: bytes, headers: Mapping[str, str]) -> str | None:
-        """POST until a 2xx answer or the attempts run out; None when delivered, else why the
+        """POST until a 2xx answer or the retries run out; None when delivered, else why the
         last attempt failed."""
-        assert self._session is not None
-        reason = "not sent"
-        for delay in (0.0, *self.backoff):
-            if delay:
-                await asyncio.sleep(delay)
-            reason = await self._attempt(target, body, headers)
-            if not reason:
-                return None
-        return reason
-
-    async def _attempt(self, target: Target, body: bytes, headers: Mapping[str, str]) -> str:
-        import aiohttp
-
-        assert self._session is not None
-        auth = None
-        if target.url.user is not None:
-            auth = aiohttp.BasicAuth(target.url.user, target.url.password or "")
         try:
-            async with self._session.post(
-                target.url.with_user(None), data=body, headers=dict(headers), auth=auth,
-                allow_redirects=False,
-            ) as answer:  # fmt: skip
-                await answer.content.read(64 * 1024)
-                if 200 <= answer.status < 300:
-                    return ""
-                return f"HTTP {answer.status}"
-        except asyncio.TimeoutError:
-            return f"no answer within {REQUEST_TIMEOUT:g}s"
-        except aiohttp.ClientError as err:
-            return terminal_safe(str(err) or type(err).__name__)
-        except OSError as err:
-            return terminal_safe(err.strerror or str(err))
+            session = await self._session(target)
+        except SettingError as err:
+            return str(err)
+        send = Send(body, headers=tuple(headers.items()))
+        try:
+            await session.request(target.query(), ANSWER_CAP, ReadBudget(RETRIES, self.deadline),
+                                  send=send)  # fmt: skip
+        except HttpFailure as err:
+            return terminal_safe(str(err))
+        return None
+
+    async def _session(self, target: Target) -> HttpSession:
+        key = str(target.url)
+        session = self._sessions.get(key)
+        if session is None:
+            session = HttpSession(target.settings(self.proxies))
+            await session.__aenter__()
+            self._sessions[key] = session
+        return session
