@@ -42,7 +42,8 @@ OPTIONS = st.sampled_from(
 COMMANDS = st.sampled_from(
     [["services"], ["status"], ["unhealthy-services"], ["services", "-o", "json"],
      ["status", "--all-contexts"], ["config", "get-contexts"], ["config", "view"],
-     ["track", "UserService", "--count", "1", "--interval", "0.1", "-o", "json"]]
+     ["track", "UserService", "--count", "1", "--interval", "0.1", "-o", "json"],
+     ["wait", "--service", "UserService", "--max-wait", "0.3", "--interval", "0.1", "-o", "json"]]
 )  # fmt: skip
 TOML_VALUES = st.one_of(
     st.sampled_from(['nan', 'inf', '-inf', '1e300', '"nan"', '""', 'true', '[1]', '{a = 1}',

@@ -164,7 +164,8 @@ def test_a_stable_window_longer_than_the_maximum_wait_is_a_usage_error(cli):
     result = cli("wait", "--service", "Pay", "--stable", "2m", "--max-wait", "1m")
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (
-        "Error: --stable is longer than --max-wait: the wait could never pass"
+        "cli_devops: error: --stable is longer than --max-wait: the wait could never pass "
+        "(see 'cli_devops wait --help')"
     )
 
 

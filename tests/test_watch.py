@@ -197,6 +197,8 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, args, message):
     result = cli("--cp-url", "127.0.0.1:9", "watch", *[a.format(secret=secret) for a in args])
     assert result.exit_code == 2
     if message is not None:
+        if message.startswith("Error: "):  # click's usage errors point to the help
+            message = f"cli_devops: error: {message[7:]} (see 'cli_devops watch --help')"
         assert result.stderr.splitlines()[-1] == message
     assert "Traceback" not in result.stderr and result.stdout == ""
 

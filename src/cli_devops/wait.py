@@ -17,7 +17,7 @@ from typing import Literal
 
 from cli_devops.errors import ApiUnreachable, ExitStatus
 from cli_devops.health import Status, summarize_services
-from cli_devops.lifecycle import run_until_stopped
+from cli_devops.lifecycle import SIGINT, run_until_stopped
 from cli_devops.model import Instance
 from cli_devops.polling import Ticker
 from cli_devops.run_config import RunConfig, open_source
@@ -53,6 +53,8 @@ class WaitState:
     healthy: int | None = None
     instances: int | None = None
     error: str | None = None
+    error_kind: str = "connect"
+    """What the last failure was (`ApiUnreachable.kind`), for the hint of the final error."""
     """Why the last poll failed (None once a poll succeeded)."""
     found: bool = False
     """Whether the service has been seen (under the API's spelling, `service`)."""
@@ -61,8 +63,9 @@ class WaitState:
     outcome: Outcome | None = None
 
 
-def wait(app: RunConfig, options: WaitOptions) -> ExitStatus:
-    """Block until ready, the maximum wait or a stop signal; the outcome as an exit status."""
+def wait(app: RunConfig, options: WaitOptions) -> int:
+    """Block until ready, the maximum wait or a stop signal; the outcome as an exit status
+    (Ctrl+C 130, SIGTERM or SIGHUP 128 + its number, as for the other interactive commands)."""
     state = WaitState(options.service)
     stopped = run_until_stopped(_wait(app, options, state))
     env = app.env
@@ -75,7 +78,12 @@ def wait(app: RunConfig, options: WaitOptions) -> ExitStatus:
     if options.output == "json" and state.outcome != "interrupted":
         with env.writing_data():
             env.stdout.write(json.dumps(final_record(state, options)) + "\n")
+    if state.outcome == "unreachable" and stopped is None:
+        # the one error line (and its hint) comes from where every error is shown
+        raise ApiUnreachable(final_line(state, options), kind=state.error_kind)
     env.warn(final_line(state, options))
+    if stopped is not None and stopped != SIGINT:
+        return 128 + stopped  # SIGTERM 143, SIGHUP 129, as a shell reports them
     return EXIT_STATUS[state.outcome]
 
 
@@ -147,6 +155,7 @@ async def _wait(app: RunConfig, options: WaitOptions, state: WaitState) -> None:
                 snapshot = await asyncio.wait_for(source.read(), max(deadline - began, 0.05))
             except ApiUnreachable as err:
                 state.error, state.good_since = str(err), None
+                state.error_kind = err.kind
                 polled = True
             except asyncio.TimeoutError:
                 if not polled:
