@@ -169,6 +169,7 @@ class Deliveries:
                 return
             except asyncio.CancelledError:
                 _kill(process)
+                await process.wait()  # reaped before the loop closes, not left to its watcher
                 raise
         if process.returncode:
             self._fail(f"event command exited with status {process.returncode} for {what}")
