@@ -30,7 +30,9 @@ DELIVERY_DEADLINE = 10.0
 """A delivery is given up after this long, its retries included."""
 ANSWER_CAP = 64 * 1024
 MAX_URL = 2048
-_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252}[A-Za-z0-9_.])?")
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+"""Labels of 1-63 characters, none empty: what DNS (and aiohttp's IDNA encoding) accepts."""
 
 
 class Target:
@@ -85,7 +87,7 @@ def _good_host(host: str | None) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        return bool(_HOST_NAME.fullmatch(host))
+        return len(host) <= 253 and bool(_HOST_NAME.fullmatch(host))
     return True
 
 
