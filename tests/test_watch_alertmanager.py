@@ -13,7 +13,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -121,7 +121,7 @@ def test_alerts_arrive_firing_with_the_rules_labels_and_are_later_resolved(tmp_p
             }  # fmt: skip
             assert service["status"]["state"] == "active"
             ends = datetime.fromisoformat(service["endsAt"].replace("Z", "+00:00"))
-            assert ends > datetime.now(timezone.utc) + timedelta(minutes=2)
+            assert ends > datetime.now(UTC) + timedelta(minutes=2)
             instance = named(firing, "CpxInstanceUnhealthy")[0]
             assert instance["labels"] == {
                 "alertname": "CpxInstanceUnhealthy", "severity": "warning", "job": "cpx",
@@ -146,7 +146,7 @@ def test_alert_names_and_severities_are_those_of_the_shipped_rules():
         for rule in group["rules"]
         if "alert" in rule
     }
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     cases = [
         (("service", "Pay"), {"healthy": 1, "min_healthy": 2, "instances": 2}),
         (
@@ -156,7 +156,7 @@ def test_alert_names_and_severities_are_those_of_the_shipped_rules():
         (("source",), {"source": "http://cpx", "error": "refused"}),
     ]
     kinds = ["service_under_replicated", "instance_unhealthy", "source_unreachable"]
-    for (key, details), kind in zip(cases, kinds):
+    for (key, details), kind in zip(cases, kinds, strict=True):
         firing = alert(Event(now, kind, "Pay", key, now, details), now)
         labels = firing["labels"]
         assert isinstance(labels, dict)
@@ -184,7 +184,7 @@ def test_firing_alerts_are_re_sent_every_minute_with_ends_ahead():
     from .watching import Receiver
 
     receiver = Receiver()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     firing = Event(now, "service_under_replicated", "Pay", ("service", "Pay"), now,
                    {"healthy": 1, "min_healthy": 2, "instances": 2})  # fmt: skip
     manager = Alertmanager(Target(receiver.url.rsplit("/", 1)[0], "--alertmanager"))

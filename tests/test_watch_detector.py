@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cli_devops.health import Thresholds
 from cli_devops.model import Instance
 from cli_devops.watch.detector import Detector, Moment
 from cli_devops.watch.events import Event
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def at(seconds: float) -> Moment:

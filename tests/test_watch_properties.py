@@ -4,7 +4,7 @@ its rules over any sequence of polls: each event once, a recovery only after its
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -18,7 +18,7 @@ from cli_devops.watch.events import FIRING_KINDS, RECOVERY_OF
 from cli_devops.watch.posting import Target
 from cli_devops.watch.webhook import read_secret
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @given(

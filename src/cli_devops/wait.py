@@ -157,7 +157,7 @@ async def _wait(app: RunConfig, options: WaitOptions, state: WaitState) -> None:
                 state.error, state.good_since = str(err), None
                 state.error_kind = err.kind
                 polled = True
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if not polled:
                     state.error = "no answer before the maximum wait"
             else:

@@ -161,7 +161,7 @@ class Deliveries:
                     process.communicate(event.to_json().encode() + b"\n"),
                     self.receivers.command_timeout,
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 _kill(process)
                 await process.wait()
                 limit = f"{self.receivers.command_timeout:g}s"
