@@ -169,10 +169,10 @@ def test_a_stable_window_longer_than_the_maximum_wait_is_a_usage_error(cli):
     )
 
 
-def test_strict_does_nothing_for_wait_and_says_so(cli):
+def test_strict_is_no_option_of_wait_and_says_so(cli):
     result = cli("--strict", "wait", "--service", "Pay")
     assert result.exit_code == 2
-    assert "--strict does nothing for 'wait'" in result.stderr
+    assert result.stderr.startswith("cli_devops: error: --strict is not an option of 'wait'; ")
 
 
 def test_ctrl_c_stops_the_wait_with_exit_130_and_one_line():
