@@ -38,14 +38,23 @@ def sessions() -> list[list[tuple[str, list[str]]]]:
 
 def runnable(command: str) -> bool:
     """What runs here and ends by itself: `--demo` commands and `config` ones, not servers, a
-    console, a live view, or commands that need a CPX server of their own."""
+    console, a live view, `watch` (until stopped; tests/test_watch.py runs it on the demo), or
+    commands that need a CPX server of their own."""
     words = shlex.split(command.split("  #", maxsplit=1)[0].split("|", maxsplit=1)[0])
     if words[0] != "cli_devops" or words[-1] == "&":
         return False
     if (
         any(
             word in words
-            for word in ("top", "exporter", "simulate", "--context", "--all-contexts", "--cp-url")
+            for word in (
+                "top",
+                "exporter",
+                "simulate",
+                "watch",
+                "--context",
+                "--all-contexts",
+                "--cp-url",
+            )
         )
         and "config" not in words
     ):
