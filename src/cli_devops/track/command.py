@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from cli_devops import lifecycle
 from cli_devops.environment import Environment
@@ -92,7 +92,7 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
     else:
         sink = Records(app, RecordWriter(options.output, env, options.headers))
     with sink:
-        stopped_by = _run_until_interrupted(_track(app, source, state, sink, options))
+        stopped_by = lifecycle.run_until_stopped(_track(app, source, state, sink, options))
     if isinstance(sink, LiveScreen) and stopped_by != _HANGUP:
         with contextlib.suppress(OSError):
             sink.print_summary()
@@ -110,50 +110,6 @@ def track(app: RunConfig, service: str, options: TrackOptions | None = None) -> 
 
 
 _HANGUP = getattr(signal, "SIGHUP", None)
-STOP_SIGNALS = (signal.SIGINT, *lifecycle.STOP_SIGNALS)
-"""Ctrl+C, and the stop signals every long-running command answers (`lifecycle`)."""
-
-
-class _ReaderGone(Exception):
-    """The reader of the records went away: tracking ends normally."""
-
-
-def _run_until_interrupted(work: Coroutine[Any, Any, None]) -> int | None:
-    """Run `work` until done or a stop signal; returns the signal that stopped it, if any."""
-    stopped_by: list[int] = []
-    # KeyboardInterrupt: Ctrl+C where no signal handler could be installed (Windows, threads).
-    try:
-        with contextlib.suppress(_ReaderGone):
-            asyncio.run(_until_interrupted(work, stopped_by))
-    except KeyboardInterrupt:
-        return signal.SIGINT
-    return stopped_by[0] if stopped_by else None
-
-
-async def _until_interrupted(work: Coroutine[Any, Any, None], stopped_by: list[int]) -> None:
-    """Run `work`; Ctrl+C, SIGTERM or SIGHUP cancels it where it waits, so it closes its
-    connections and returns."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(work)
-
-    def stop(number: int) -> None:
-        stopped_by.append(number)
-        task.cancel()
-
-    installed = []
-    for number in STOP_SIGNALS:
-        try:
-            loop.add_signal_handler(number, stop, number)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue
-        installed.append(number)
-    try:
-        await asyncio.wait({task})
-    finally:
-        for number in installed:
-            loop.remove_signal_handler(number)
-    if not task.cancelled():
-        task.result()
 
 
 async def _track(
@@ -267,7 +223,7 @@ class Records:
             report = instances_report(poll.members, self.app.thresholds)
             self.writer.write(rfc3339(poll.moment), poll.service, report, poll.error)
         if env.stdout_closed:
-            raise _ReaderGone
+            raise lifecycle.ReaderGone
 
 
 class LiveScreen:
