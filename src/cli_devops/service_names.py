@@ -7,7 +7,7 @@ Pure functions, shared by every command that takes a service name (`services --s
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from cli_devops.errors import UsageError
 from cli_devops.model import Instance
@@ -29,11 +29,9 @@ def resolve_service(name: str, known: Iterable[str]) -> str:
     or failing that the closest spellings, or failing that the names there are.
     """
     names = sorted(set(known))
-    if name in names:
-        return name
-    folded = [known_name for known_name in names if known_name.lower() == name.lower()]
-    if len(folded) == 1:
-        return folded[0]
+    spelled = as_spelled(name, names)
+    if spelled is not None:
+        return spelled
     close = suggestions(name, names)
     if close:
         hint = f"; did you mean {' or '.join(map(terminal_safe, close))}?"
@@ -78,11 +76,9 @@ def match_service(name: str, known: Iterable[str], *, suggest: bool = True) -> s
     appear: they suggest at their first read only, as a service that appears later with a
     similar name is no misspelling."""
     names = sorted(set(known))
-    if name in names:
-        return name
-    folded = [known_name for known_name in names if known_name.lower() == name.lower()]
-    if len(folded) == 1:
-        return folded[0]
+    spelled = as_spelled(name, names)
+    if spelled is not None:
+        return spelled
     close = misspellings(name, names) if suggest else []
     if close:
         hint = " or ".join(map(terminal_safe, close))
@@ -121,3 +117,11 @@ def _edits(a: str, b: str) -> int:
                 current[j] = min(current[j], previous2[j - 2] + 1)
         previous2, previous = previous, current
     return previous[-1]
+
+
+def as_spelled(name: str, names: Sequence[str]) -> str | None:
+    """`name` as one of `names` spells it: itself, or the one name equal to it in any case."""
+    if name in names:
+        return name
+    folded = [known_name for known_name in names if known_name.lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else None
