@@ -20,11 +20,11 @@ ANSI = re.compile(
 )
 
 
-def spawn_top(*args: str) -> tuple[pexpect.spawn, io.StringIO]:
+def spawn_top(*args: str, **extra: str) -> tuple[pexpect.spawn, io.StringIO]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("CPX_URL", "NO_COLOR", "COLUMNS", "LINES")
     }
-    env.update(TERM="xterm-256color", PYTHONIOENCODING="utf-8")
+    env.update(TERM="xterm-256color", PYTHONIOENCODING="utf-8", **extra)
     child = pexpect.spawn(
         sys.executable,
         ["-m", "cli_devops", *args],
@@ -146,3 +146,23 @@ def test_stderr_redirected_is_a_usage_error_too(sim, tmp_path):
         "without redirecting stderr (its diagnostics, --debug lines included, are printed there "
         "when it closes)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("flag", "extra"), [("--no-color", {}), ("", {"NO_COLOR": "1"})], ids=["no-color", "NO_COLOR"]
+)
+def test_without_colour_the_console_draws_and_quits(sim, flag, extra):
+    args = ["top", "--cp-url", sim.url, "--interval", "0.3"]
+    if flag == "--no-color":
+        args.insert(0, flag)
+    child, transcript = spawn_top(*args, **extra)
+    try:
+        child.expect("MLService")
+        child.expect("10 instances in 4 services")
+        child.send("q")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    screen = ANSI.sub("", transcript.getvalue())
+    assert child.exitstatus == 0, screen[-2000:]
+    assert "Traceback" not in screen and "Error" not in screen, screen[-2000:]

@@ -11,8 +11,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import ClassVar, Protocol
 
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.color import Color
+from textual.filter import Monochrome
 from textual.message import Message
 
 from cli_devops.top.frame_view import FrameView
@@ -56,6 +60,17 @@ class FeedFailed(Message):
         self.error = error
 
 
+class PlainMonochrome(Monochrome):
+    """Textual's monochrome filter (`--no-color`, NO_COLOR), for segments without a style too."""
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        plain = Style()
+        return super().apply(
+            [Segment(text, style or plain, control) for text, style, control in segments],
+            background,
+        )
+
+
 class TopApp(App[None]):
     CSS = """
     #header { height: auto; max-height: 2; background: $boost; }
@@ -92,11 +107,13 @@ class TopApp(App[None]):
         color: bool = True,
     ) -> None:
         super().__init__()
+        # Textual's own filter for NO_COLOR fails on a segment without a style; ours does not.
+        self._filters = [
+            PlainMonochrome() if isinstance(kept, Monochrome) else kept for kept in self._filters
+        ]
         if not color and not self.no_color:  # --no-color as Textual takes NO_COLOR
-            from textual.filter import Monochrome
-
             self.no_color = True
-            self._filters.append(Monochrome())
+            self._filters.append(PlainMonochrome())
         self.make_feed = make_feed
         self.clock = clock
         self.player = player

@@ -201,6 +201,8 @@ def top(
         session.close()
     if session.console.failure is not None:
         raise session.console.failure
+    if session.console.return_code:  # Textual stopped on an error of its own, already shown
+        return ExitStatus.INTERNAL_ERROR
     if session.console.stopped_by is not None:
         raise Stopped(session.console.stopped_by)
     return ExitStatus.OK
