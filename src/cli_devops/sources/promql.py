@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from cli_devops.durations import parse_duration
 from cli_devops.errors import UsageError
+from cli_devops.hosts import host_problem
 from cli_devops.redaction import redact
 
 _MATCHER = re.compile(
@@ -40,6 +41,9 @@ def prometheus_url(raw: str) -> tuple[str, str | None]:
         raise UsageError(f"invalid URL {shown!r}: expected http://HOST:PORT")
     if parts.query or parts.fragment:
         raise UsageError(f"invalid URL {shown!r}: no query or fragment allowed")
+    problem = host_problem(parts.hostname)
+    if problem:
+        raise UsageError(f"invalid URL {shown!r}: {problem}")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = f"{host}:{port}" if port is not None else host
     basic = None

@@ -1,0 +1,46 @@
+"""Hostile input found by attacking the CLI from outside, one test per class of defect: each
+ends in one `cli_devops: error:` line with the documented exit code, never exit 70."""
+
+from __future__ import annotations
+
+import pytest
+
+from .hostile import HostileCpx, Reply, ips
+
+LONG_LABEL = "a" * 64
+BAD_HOSTS = [f"{LONG_LABEL}", f"{LONG_LABEL}.example", "a..b", ".", "x." * 130 + "y"]
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+@pytest.mark.parametrize("flag", ["--cp-url", "--prometheus-url"])
+def test_a_host_name_the_resolver_cannot_encode_is_a_usage_error(cli, flag, host):
+    result = cli(flag, f"http://{host}:1", "services")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"cli_devops: error: {flag}: invalid URL ")
+    assert "invalid host name" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_host_name_the_resolver_cannot_encode_in_cpx_url_is_a_usage_error(cli, monkeypatch):
+    monkeypatch.setenv("CPX_URL", f"http://{LONG_LABEL}:1")
+    result = cli("services")
+    assert result.exit_code == 2
+    assert "invalid host name" in result.stderr
+
+
+@pytest.mark.parametrize("proxy", ["http://a..b:1", "http://[::1", "http://h:port", "http://:1"])
+def test_a_proxy_url_that_cannot_be_used_is_a_usage_error_that_hides_it(cli, monkeypatch, proxy):
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    result = cli("--cp-url", "http://127.0.0.1:9", "services")
+    assert result.exit_code == 2
+    assert result.stderr == "cli_devops: error: http_proxy: not a valid http://HOST:PORT URL\n"
+
+
+@pytest.mark.parametrize("flag", ["--cp-url", "--prometheus-url"])
+def test_a_redirect_to_a_host_name_the_resolver_cannot_encode_is_an_invalid_redirect(cli, flag):
+    redirect = Reply(status=302, body=b"", headers=(("Location", f"http://{LONG_LABEL}:1/"),))
+    with HostileCpx(ips(1), lambda path: redirect, servers_reply=redirect) as api:
+        result = cli(flag, api.url, "--retries", "0", "services")
+    assert result.exit_code == 3
+    assert "redirected to an invalid URL" in result.stderr
+    assert "unexpected error" not in result.stderr
