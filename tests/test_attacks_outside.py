@@ -44,3 +44,26 @@ def test_a_redirect_to_a_host_name_the_resolver_cannot_encode_is_an_invalid_redi
     assert result.exit_code == 3
     assert "redirected to an invalid URL" in result.stderr
     assert "unexpected error" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cp-url", "https://ops:s3cret@127.0.0.1:9"], "--cp-url: invalid URL: credentials"),
+        (["--cp-url", "http://a..b:9"], "--cp-url: invalid URL 'http://a..b:9': invalid host"),
+        (["--prometheus-url", "ftp://127.0.0.1:9"], "--prometheus-url: invalid URL"),
+        (["--prometheus-selector", "job"], "--prometheus-selector: invalid selector 'job'"),
+    ],
+)
+def test_set_context_refuses_what_a_run_would_refuse_and_leaves_the_file(
+    tmp_path, cli, args, message
+):
+    path = tmp_path / "c.toml"
+    path.write_text('[contexts.a]\ncp-url = "127.0.0.1:9"\n', encoding="utf-8")
+    before = path.read_text(encoding="utf-8")
+    result = cli("--config", str(path), "config", "set-context", "a", *args)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"cli_devops: error: {message}")
+    assert "s3cret" not in result.stderr
+    assert path.read_text(encoding="utf-8") == before
+    assert cli("--config", str(path), "config", "view").exit_code == 0
