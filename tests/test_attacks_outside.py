@@ -3,8 +3,12 @@ ends in one `cli_devops: error:` line with the documented exit code, never exit 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from .conftest import hermetic_environ
 from .hostile import HostileCpx, Reply, ips
 
 LONG_LABEL = "a" * 64
@@ -67,3 +71,44 @@ def test_set_context_refuses_what_a_run_would_refuse_and_leaves_the_file(
     assert "s3cret" not in result.stderr
     assert path.read_text(encoding="utf-8") == before
     assert cli("--config", str(path), "config", "view").exit_code == 0
+
+
+def closed_stdout(*args: str, stdout: str = ">&-") -> subprocess.CompletedProcess[str]:
+    """`cli_devops ARGS` run by a shell with stdout redirected as `stdout` says."""
+    return subprocess.run(
+        ["sh", "-c", f'exec "$0" -m cli_devops "$@" {stdout}', sys.executable, *args],
+        stderr=subprocess.PIPE, text=True, env=hermetic_environ(), timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["services"], ["services", "-o", "json"], ["status", "-o", "csv"], ["--version"]],
+)
+def test_data_for_a_closed_stdout_is_an_error_exit_not_a_silent_success(sim, args):
+    done = closed_stdout("--cp-url", sim.url, *args)
+    assert (done.returncode, done.stderr) == (
+        74,
+        "cli_devops: error: cannot write to stdout: it is closed\n",
+    )
+
+
+def test_set_context_with_a_closed_stdout_keeps_the_change_and_says_so(tmp_path):
+    path = tmp_path / "c.toml"
+    done = closed_stdout("--config", str(path), "config", "set-context", "a", "--cp-url", "h:1")
+    assert (done.returncode, done.stderr) == (
+        74,
+        "cli_devops: error: cannot write to stdout: it is closed\n",
+    )
+    assert path.read_text(encoding="utf-8") == '[contexts.a]\ncp-url = "h:1"\n'
+
+
+@pytest.mark.parametrize("stdout", [">&-", ">/dev/full"])
+@pytest.mark.parametrize("reference", [[], ["--reference"]])
+def test_simulate_that_cannot_say_where_it_listens_is_a_write_error_not_a_bind_error(
+    stdout, reference
+):
+    done = closed_stdout("simulate", "--port", "0", *reference, stdout=stdout)
+    assert done.returncode == 74, done.stderr
+    assert done.stderr.startswith("cli_devops: error: cannot write to stdout: ")
+    assert done.stderr.count("\n") == 1

@@ -34,6 +34,7 @@ _REASONS = {
     errno.ENOSPC: "no space left on the device",
     errno.EISDIR: "it is a directory",
     errno.ELOOP: "too many levels of symbolic links",
+    errno.EBADF: "it is closed",
 }
 
 

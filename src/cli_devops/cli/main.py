@@ -26,6 +26,7 @@ from cli_devops.cli.options import (
 from cli_devops.cli.options_page import options_page
 from cli_devops.errors import (
     ApiUnreachable,
+    CannotWrite,
     CliDevopsError,
     ExitStatus,
     IncompleteData,
@@ -118,6 +119,8 @@ def run(argv: list[str] | None = None, started: float | None = None) -> int:
         return ExitStatus.USAGE
     except CliDevopsError as err:
         _fail(_with_hint(err))
+        if isinstance(err, CannotWrite):
+            _flush_or_silence_stdout()
         return err.exit_status
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
@@ -197,7 +200,9 @@ def _fail(message: str) -> None:
 
 
 _WRITE_ERRORS = frozenset(
-    getattr(errno, name) for name in ("ENOSPC", "EIO", "EDQUOT", "EFBIG") if hasattr(errno, name)
+    getattr(errno, name)
+    for name in ("ENOSPC", "EIO", "EDQUOT", "EFBIG", "EBADF")
+    if hasattr(errno, name)
 )
 
 
@@ -209,11 +214,23 @@ def _standard_streams_open() -> None:
         try:
             os.fstat(fd)
         except OSError:
-            null = os.open(os.devnull, os.O_RDWR)
+            # A closed stdout is not a place for data: /dev/null opened for reading only keeps
+            # the descriptor taken and makes each write fail (EBADF), so a command that has data
+            # to print exits 74 instead of 0 with its output lost.
+            null = os.open(os.devnull, os.O_RDONLY if fd == 1 else os.O_RDWR)
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
             setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
+
+
+def _flush_or_silence_stdout() -> None:
+    """After a write failed, flush what stdout still holds, or, if stdout is what failed,
+    silence it: the interpreter's own flush at exit would fail again (exit 120)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        _silence_stdout()
 
 
 def _silence_stdout() -> None:

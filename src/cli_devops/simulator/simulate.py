@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from cli_devops.errors import CannotWrite
+from cli_devops.files import reason
 from cli_devops.serving import serve_until_stopped
 from cli_devops.simulator.faults import CHAOS_JUNK, CHAOS_RATE, Faults
 from cli_devops.simulator.fleet import Fleet
@@ -86,8 +88,11 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
             f"{''.join(', ' + note for note in notes)}); press Ctrl+C to stop"
         )
     try:
-        out.write(line + "\n")
-        out.flush()
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except OSError as err:  # not a bind failure: the caller reports those as OSError
+            raise CannotWrite(f"cannot write to stdout: {reason(err)}") from None
         serve_until_stopped(lambda: server.wait(0))
     finally:
         server.stop()
