@@ -3,6 +3,7 @@ ends in one `cli_devops: error:` line with the documented exit code, never exit 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -112,3 +113,18 @@ def test_simulate_that_cannot_say_where_it_listens_is_a_write_error_not_a_bind_e
     assert done.returncode == 74, done.stderr
     assert done.stderr.startswith("cli_devops: error: cannot write to stdout: ")
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [["set-context", "a"], ["use-context", "a"]])
+def test_a_config_write_to_a_fifo_is_refused_at_once_not_a_hang(tmp_path, command):
+    fifo = tmp_path / "c.toml"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.toml"
+    link.symlink_to(fifo)
+    for path in (fifo, link):
+        done = subprocess.run(
+            [sys.executable, "-m", "cli_devops", "--config", str(path), "config", *command],
+            capture_output=True, text=True, env=hermetic_environ(), timeout=20, check=False,
+        )  # fmt: skip
+        assert (done.returncode, done.stdout) == (74, "")
+        assert done.stderr == f"cli_devops: error: cannot write {path}: it is not a regular file\n"
