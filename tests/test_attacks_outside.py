@@ -4,9 +4,11 @@ ends in one `cli_devops: error:` line with the documented exit code, never exit 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
+import pexpect
 import pytest
 
 from .conftest import hermetic_environ
@@ -128,3 +130,23 @@ def test_a_config_write_to_a_fifo_is_refused_at_once_not_a_hang(tmp_path, comman
         )  # fmt: skip
         assert (done.returncode, done.stdout) == (74, "")
         assert done.stderr == f"cli_devops: error: cannot write {path}: it is not a regular file\n"
+
+
+@pytest.mark.system
+def test_top_sent_sigint_by_another_process_exits_130_with_the_terminal_restored(sim):
+    """A raw terminal turns the Ctrl+C key into a key, but a SIGINT that does arrive
+    (`kill -INT`, `timeout -s INT`) was taken by Textual's loop for a quit, exit 0."""
+    env = hermetic_environ(TERM="xterm-256color")
+    child = pexpect.spawn(sys.executable, ["-m", "cli_devops", "--cp-url", sim.url, "top",
+                          "--interval", "0.3"], env=env, dimensions=(30, 120),
+                          encoding="utf-8", timeout=60)  # fmt: skip
+    try:
+        child.expect("10 instances in 4 services")
+        child.kill(signal.SIGINT)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130
+    output = child.before or ""
+    assert "\x1b[?25h" in output[output.rindex("\x1b[?1049l") :]
+    assert "Traceback" not in output
