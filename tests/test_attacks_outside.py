@@ -150,3 +150,19 @@ def test_top_sent_sigint_by_another_process_exits_130_with_the_terminal_restored
     output = child.before or ""
     assert "\x1b[?25h" in output[output.rindex("\x1b[?1049l") :]
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("args", [["services"], ["services", "-o", "csv"], ["status"]])
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_service_name_stdout_cannot_encode_is_escaped_not_exit_70(args, encoding):
+    def cafe(path: str) -> Reply:
+        return Reply(body='{"cpu": 5, "memory": 5, "service": "Café☃"}'.encode())
+
+    with HostileCpx(ips(2), cafe) as api:
+        done = subprocess.run(
+            [sys.executable, "-m", "cli_devops", "--cp-url", api.url, *args],
+            capture_output=True, env=hermetic_environ(PYTHONIOENCODING=encoding),
+            timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "\\u2603" in done.stdout.decode(encoding)

@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None, started: float | None = None) -> None:
     _standard_streams_open()
     if COMPLETE_VAR in os.environ:  # the shell asks for completions
         line_completion()
+    _stdout_shows_every_character()
     status = run(argv, started=started)
     # Nothing is left to collect: the interpreter's final full collection would still walk
     # every object of a large fleet (18 ms of a 10,000-instance run) before exiting.
@@ -231,6 +232,15 @@ def _flush_or_silence_stdout() -> None:
         sys.stdout.flush()
     except (OSError, ValueError):
         _silence_stdout()
+
+
+def _stdout_shows_every_character() -> None:
+    """A character stdout's encoding lacks (a service named `Café` under `LANG=C` or
+    `PYTHONIOENCODING=ascii`) is written as its escape (`Caf\\xe9`), as Python does on stderr,
+    instead of ending the run with a UnicodeEncodeError (exit 70). JSON is ASCII already."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and sys.stdout.errors == "strict":
+        reconfigure(errors="backslashreplace")
 
 
 def _silence_stdout() -> None:
