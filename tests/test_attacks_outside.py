@@ -166,3 +166,51 @@ def test_a_service_name_stdout_cannot_encode_is_escaped_not_exit_70(args, encodi
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "\\u2603" in done.stdout.decode(encoding)
+
+
+# An argument holding a byte that is not UTF-8 reaches Python as a lone surrogate ("\udcff").
+NOT_UTF8 = "\udcff"
+
+
+def test_a_selector_that_is_not_utf8_is_a_usage_error(cli):
+    result = cli("--prometheus-url", "127.0.0.1:9", "--prometheus-selector",
+                 f'{{job="{NOT_UTF8}"}}', "services")  # fmt: skip
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "cli_devops: error: --prometheus-selector: invalid selector: not valid UTF-8 text\n",
+    )
+
+
+def test_set_context_with_a_path_that_is_not_utf8_is_a_usage_error(tmp_path, cli):
+    pem = tmp_path / f"ca{NOT_UTF8}.pem"
+    pem.write_bytes(b"")
+    path = tmp_path / "c.toml"
+    result = cli("--config", str(path), "config", "set-context", "a", "--ca-cert", str(pem))
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "cli_devops: error: ca-cert: not valid UTF-8 text, which a TOML file cannot hold\n",
+    )
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        (f"{NOT_UTF8}:1", "invalid host name (not valid UTF-8)"),
+        (f"[::1%{NOT_UTF8}]:0", "invalid host name (not valid UTF-8)"),
+        ("[::1%é]:0", "invalid IPv6 address (a zone id of plain ASCII)"),
+        (f"{LONG_LABEL}:0", "invalid host name (an empty label, or a label over 63 characters)"),
+    ],
+)
+def test_a_listen_address_the_resolver_cannot_encode_is_a_usage_error(cli, address, problem):
+    result = cli("--demo", "exporter", "--web.listen-address", address)
+    assert result.exit_code == 2
+    assert result.stderr.endswith(f": {problem}\n")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("host", [NOT_UTF8, "a..b", LONG_LABEL])
+def test_a_simulator_host_the_resolver_cannot_encode_is_a_usage_error(cli, host):
+    result = cli("simulate", "--host", host, "--port", "0")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("cli_devops: error: Invalid value for '--host': invalid host")

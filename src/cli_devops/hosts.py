@@ -14,8 +14,12 @@ MAX_NAME = 253
 def host_problem(host: str) -> str | None:
     """Why `host` (as `urlsplit` returns it: no brackets, no port) cannot be connected to, or
     None when it can. IP literals pass; names must be encodable as the resolver encodes them."""
-    if ":" in host:  # an IPv6 literal, checked by urlsplit itself
-        return None
+    try:
+        host.encode("utf-8")
+    except UnicodeEncodeError:  # an argument's invalid UTF-8 byte, as a lone surrogate
+        return "invalid host name (not valid UTF-8)"
+    if ":" in host:  # an IPv6 literal (checked by urlsplit), with a zone id of plain ASCII
+        return None if host.isascii() else "invalid IPv6 address (a zone id of plain ASCII)"
     try:
         encoded = host.encode("idna")
     except UnicodeError:

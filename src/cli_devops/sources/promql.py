@@ -61,6 +61,10 @@ def check_selector(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         return ""
+    try:  # an argument's invalid UTF-8 byte arrives as a lone surrogate, which no query can hold
+        stripped.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("invalid selector: not valid UTF-8 text") from None
     inner = stripped[1:-1] if stripped.startswith("{") and stripped.endswith("}") else None
     matchers = [] if inner is None or not inner.strip() else _split_matchers(inner)
     if inner is None or not matchers or not all(_MATCHER.fullmatch(m) for m in matchers):
