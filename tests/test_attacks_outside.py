@@ -214,3 +214,20 @@ def test_a_simulator_host_the_resolver_cannot_encode_is_a_usage_error(cli, host)
     result = cli("simulate", "--host", host, "--port", "0")
     assert result.exit_code == 2
     assert result.stderr.startswith("cli_devops: error: Invalid value for '--host': invalid host")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"_CLI_DEVOPS_COMPLETE": "bash_complete"},
+        {"_CLI_DEVOPS_COMPLETE": "zsh_complete", "COMP_WORDS": "cli_devops --context "},
+        {"_CLI_DEVOPS_COMPLETE": "fish_complete"},
+        {"_CLI_DEVOPS_COMPLETE": "bash_complete", "COMP_WORDS": "cli_devops ", "COMP_CWORD": "x"},
+    ],
+)
+def test_a_completion_request_without_usable_shell_variables_offers_nothing(env):
+    done = subprocess.run(
+        [sys.executable, "-m", "cli_devops"], capture_output=True, text=True,
+        env=hermetic_environ(**env), timeout=60, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "")

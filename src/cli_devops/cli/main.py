@@ -8,6 +8,7 @@ import gc
 import os
 import sys
 import time
+from collections.abc import MutableMapping
 from typing import Any, ClassVar
 
 import click
@@ -45,6 +46,17 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return super().get_command(ctx, self.ALIASES.get(cmd_name, cmd_name))
+
+    def _main_shell_completion(
+        self, ctx_args: MutableMapping[str, Any], prog_name: str, complete_var: str | None = None
+    ) -> None:
+        """Click reads the shell's COMP_WORDS and COMP_CWORD without a check: a missing one or
+        a COMP_CWORD that is not a number ended in exit 70. A completion the shell's variables
+        do not describe offers nothing and exits 1, as click does for an unknown shell."""
+        try:
+            super()._main_shell_completion(ctx_args, prog_name, complete_var)
+        except (KeyError, ValueError, IndexError):
+            sys.exit(1)
 
 
 @click.group(
