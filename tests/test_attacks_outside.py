@@ -231,3 +231,24 @@ def test_a_completion_request_without_usable_shell_variables_offers_nothing(env)
         env=hermetic_environ(**env), timeout=60, check=False,
     )  # fmt: skip
     assert (done.returncode, done.stdout, done.stderr) == (1, "", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["services"], 0),
+        (["--cpu-threshold", "nan", "services"], 2),
+        (["unhealthy-services", "--min-healthy", "30"], 1),
+        (["--debug", "status"], 0),
+        (["track", "UserService", "--count", "1", "-o", "json"], 0),
+    ],
+)
+def test_a_full_stderr_never_changes_the_result(sim, args, code):
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" -m cli_devops "$@" 2>/dev/full', sys.executable,
+         "--cp-url", sim.url, *args],
+        stdout=subprocess.PIPE, text=True, env=hermetic_environ(), timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == code
+    if code != 2:
+        assert done.stdout

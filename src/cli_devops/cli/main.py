@@ -3,13 +3,15 @@ code and an error becomes one line on stderr (a traceback only with --debug)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
+import io
 import os
 import sys
 import time
 from collections.abc import MutableMapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import click
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None, started: float | None = None) -> None:
     # run. A process-wide policy, so it is set here, not in the library.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     _standard_streams_open()
+    sys.stderr = DiagnosticStream(sys.stderr)
     if COMPLETE_VAR in os.environ:  # the shell asks for completions
         line_completion()
     _stdout_shows_every_character()
@@ -244,6 +247,53 @@ def _flush_or_silence_stdout() -> None:
         sys.stdout.flush()
     except (OSError, ValueError):
         _silence_stdout()
+
+
+class DiagnosticStream(io.TextIOBase):
+    """stderr, which carries diagnostics only: when it cannot be written (`2>/dev/full`, a
+    reader that went away) the diagnostics are dropped and the command goes on to its own
+    result. A failed write to it used to escape every handler (exit 1 for any command, and
+    'cannot write to stdout' for a stdout that was fine)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except OSError:
+            self._give_up()
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._give_up()
+
+    def _give_up(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self._stream.errors
 
 
 def _stdout_shows_every_character() -> None:
