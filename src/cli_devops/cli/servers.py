@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli_devops.cli.options import CONNECTION, THRESHOLDS, GlobalValues, global_options
-from cli_devops.errors import CannotListen, ExitStatus
+from cli_devops.errors import CannotListen, CannotWrite, ExitStatus
 from cli_devops.hosts import host_problem
 from cli_devops.lifecycle import ctrl_c_is_a_stop
 from cli_devops.params import Number, Whole
@@ -122,7 +122,9 @@ def simulate(
 ) -> int:
     """Run the bundled CPX simulator (the same API as CPX) until Ctrl+C."""
     from cli_devops.cli.make_config import make_environment
+    from cli_devops.files import reason
     from cli_devops.simulator import WORKERS_SUPPORTED, serve
+    from cli_devops.simulator.simulate import CannotAnnounce
 
     if workers is not None and reference:
         raise click.UsageError("--workers does not apply to --reference (it is single-threaded)")
@@ -145,6 +147,8 @@ def simulate(
                 chaos=chaos,
                 workers=workers or 1,
             )
+    except CannotAnnounce as failed:
+        raise CannotWrite(f"cannot write to stdout: {reason(failed.args[0])}") from None
     except OSError as err:
         raise CannotListen(f"{host}:{port}", err) from None
     return ExitStatus.OK

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from cli_devops.errors import CannotWrite
-from cli_devops.files import reason
 from cli_devops.serving import serve_until_stopped
 from cli_devops.simulator.faults import CHAOS_JUNK, CHAOS_RATE, Faults
 from cli_devops.simulator.fleet import Fleet
@@ -25,6 +23,12 @@ def _fault_notes(
     if chaos:
         notes.append("chaos")
     return notes
+
+
+class CannotAnnounce(Exception):
+    """The line saying where the server listens could not be written (`out` is full or
+    closed); `args[0]` is the OSError. Not an OSError itself, so it is never taken for a
+    bind failure."""
 
 
 def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
@@ -92,7 +96,7 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
             out.write(line + "\n")
             out.flush()
         except OSError as err:  # not a bind failure: the caller reports those as OSError
-            raise CannotWrite(f"cannot write to stdout: {reason(err)}") from None
+            raise CannotAnnounce(err) from None
         serve_until_stopped(lambda: server.wait(0))
     finally:
         server.stop()
