@@ -252,3 +252,19 @@ def test_a_full_stderr_never_changes_the_result(sim, args, code):
     assert done.returncode == code
     if code != 2:
         assert done.stdout
+
+
+def test_set_context_never_grows_the_file_past_what_a_read_accepts(tmp_path, cli):
+    path = tmp_path / "c.toml"
+    path.write_text(f'[contexts.a]\ncp-url = "h:1/{"a" * 1_000_000}"\n', encoding="utf-8")
+    path.chmod(0o600)
+    before = path.read_text(encoding="utf-8")
+    result = cli("--config", str(path), "config", "set-context", "b", "--cp-url",
+                 "h:1/" + "b" * 100_000)  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"cli_devops: error: {path}: the change would make it larger than 1024 KiB, which no "
+        "command reads; it was left unchanged\n"
+    )
+    assert path.read_text(encoding="utf-8") == before
+    assert cli("--config", str(path), "config", "get-contexts").exit_code == 0

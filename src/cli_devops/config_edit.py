@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cli_devops.config import (
+    MAX_FILE_SIZE,
     Config,
     ConfigError,
     Scalar,
@@ -133,6 +134,11 @@ def _update(
             after = None
         if after is None or _values(after) != expected(before) or after.current != current(before):
             raise _not_understood(before, "its layout is not one this command can edit")
+        if len(text.encode("utf-8")) > MAX_FILE_SIZE:  # every later read would refuse it
+            raise ConfigError(
+                f"{path}: the change would make it larger than {MAX_FILE_SIZE // 1024} KiB, "
+                "which no command reads; it was left unchanged"
+            )
         return text
 
     locked_update(path, rewrite)
