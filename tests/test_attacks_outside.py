@@ -268,3 +268,13 @@ def test_set_context_never_grows_the_file_past_what_a_read_accepts(tmp_path, cli
     )
     assert path.read_text(encoding="utf-8") == before
     assert cli("--config", str(path), "config", "get-contexts").exit_code == 0
+
+
+@pytest.mark.parametrize("shard", ["٣/4", "1_0/2_0", "+1/2", "0/99999999999999999999999", "0/1025"])
+def test_a_shard_in_other_digits_or_beyond_the_cap_is_a_usage_error(cli, shard):
+    result = cli("--cp-url", "127.0.0.1:1", "exporter", "--shard", shard)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"cli_devops: error: invalid --shard {shard!r}: expected K/N with 0 <= K < N, like 0/3 "
+        "(N at most 1024)\n"
+    )
