@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cli_devops.config import (
+    MAX_FILE_SIZE,
     Config,
     ConfigError,
     Scalar,
@@ -29,6 +30,8 @@ from cli_devops.config import (
 def set_context(path: Path, name: str, values: Mapping[str, Scalar]) -> bool:
     """Create context `name` or update its keys with `values`; returns whether it was new."""
     check_name(name)
+    for key, value in values.items():
+        _check_utf8(key, value)
     created = False
 
     def change(document: Any, config: Config, mode: int | None) -> None:
@@ -54,6 +57,17 @@ def set_context(path: Path, name: str, values: Mapping[str, Scalar]) -> bool:
 
     _update(path, change, expected)
     return created
+
+
+def _check_utf8(key: str, value: Scalar) -> None:
+    """A TOML file is UTF-8: a value holding bytes that are not (a command-line argument or a
+    path with an invalid UTF-8 byte arrives as a lone surrogate) could not be written."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            message = f"{key}: not valid UTF-8 text, which a TOML file cannot hold"
+            raise ConfigError(message) from None
 
 
 def use_context(path: Path, name: str) -> None:
@@ -120,6 +134,11 @@ def _update(
             after = None
         if after is None or _values(after) != expected(before) or after.current != current(before):
             raise _not_understood(before, "its layout is not one this command can edit")
+        if len(text.encode("utf-8")) > MAX_FILE_SIZE:  # every later read would refuse it
+            raise ConfigError(
+                f"{path}: the change would make it larger than {MAX_FILE_SIZE // 1024} KiB, "
+                "which no command reads; it was left unchanged"
+            )
         return text
 
     locked_update(path, rewrite)

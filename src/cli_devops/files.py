@@ -34,6 +34,7 @@ _REASONS = {
     errno.ENOSPC: "no space left on the device",
     errno.EISDIR: "it is a directory",
     errno.ELOOP: "too many levels of symbolic links",
+    errno.EBADF: "it is closed",
 }
 
 
@@ -111,11 +112,11 @@ def locked_update(
         target = Path(os.path.realpath(path))
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock = FileLock(target.parent / f".{target.name}.lock", timeout=LOCK_TIMEOUT)
+        _refuse_special(path, target)
         with lock:
             try:
-                with target.open("rb") as file:
-                    old: str | None = file.read().decode("utf-8", "surrogateescape")
-                mode: int | None = stat.S_IMODE(target.stat().st_mode)
+                old: str | None
+                old, mode = _read_regular(path, target)
             except FileNotFoundError:
                 old, mode = None, None
             new = change(old, mode)
@@ -127,6 +128,32 @@ def locked_update(
         ) from None
     except OSError as err:
         raise CannotWrite(f"cannot write {path}: {reason(err)}") from None
+
+
+def _refuse_special(path: Path, target: Path) -> None:
+    """A FIFO, device or socket is never read or replaced: reading a FIFO waits for a writer
+    that never comes, and `/dev/zero` never ends."""
+    try:
+        found = target.stat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(found.st_mode):
+        raise CannotWrite(f"cannot write {path}: it is not a regular file")
+
+
+def _read_regular(path: Path, target: Path) -> tuple[str, int | None]:
+    """The text and mode of `target`, opened without blocking and checked to be a regular file
+    on the open descriptor (it may have been swapped since `_refuse_special` looked)."""
+    fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise CannotWrite(f"cannot write {path}: it is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            text = file.read().decode("utf-8", "surrogateescape")
+    finally:
+        os.close(fd)
+    return text, stat.S_IMODE(found.st_mode)
 
 
 def _replace(target: Path, text: str, mode: int) -> None:

@@ -29,6 +29,10 @@ from typing import Any
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
+RAW_TERMINAL_SIGNALS = (*STOP_SIGNALS, signal.SIGINT)
+"""What a full-screen view must catch itself: its terminal is raw, so Ctrl+C is a key, and a
+SIGINT that arrives (`kill -INT`, `timeout -s INT`) was taken by the view's own loop for a quit
+with exit 0."""
 
 
 class Stopped(BaseException):
@@ -59,10 +63,12 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def stop_signals(on_stop: Callable[[int], None] | None = None) -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP call `on_stop(signum)`, or raise `Stopped` when no
-    `on_stop` is given. Only the main thread can hear signals; elsewhere this does nothing.
-    The previous handlers are put back on the way out."""
+def stop_signals(
+    on_stop: Callable[[int], None] | None = None, *, signals: tuple[int, ...] = STOP_SIGNALS
+) -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP (or `signals`) call `on_stop(signum)`, or raise
+    `Stopped` when no `on_stop` is given. Only the main thread can hear signals; elsewhere this
+    does nothing. The previous handlers are put back on the way out."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -75,7 +81,7 @@ def stop_signals(on_stop: Callable[[int], None] | None = None) -> Iterator[None]
             on_stop(signum)
 
     try:
-        for number in STOP_SIGNALS:
+        for number in signals:
             previous[number] = signal.signal(number, handle)
         yield
     finally:

@@ -138,7 +138,9 @@ def set_context(options: GlobalValues, name: str, use: bool, **settings: Any) ->
     `--token -` reads it from stdin, keeping it out of shell history.
     """
     from cli_devops import config, config_edit
+    from cli_devops.cli.make_config import check_urls
 
+    check_urls(settings, lambda name: "--" + name.replace("_", "-"))
     path = _path(options)
     values: dict[str, config.Scalar] = {}
     for option in GLOBALS:

@@ -3,12 +3,15 @@ code and an error becomes one line on stderr (a traceback only with --debug)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
+import io
 import os
 import sys
 import time
-from typing import Any, ClassVar
+from collections.abc import MutableMapping
+from typing import Any, ClassVar, TextIO
 
 import click
 
@@ -26,6 +29,7 @@ from cli_devops.cli.options import (
 from cli_devops.cli.options_page import options_page
 from cli_devops.errors import (
     ApiUnreachable,
+    CannotWrite,
     CliDevopsError,
     ExitStatus,
     IncompleteData,
@@ -44,6 +48,17 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return super().get_command(ctx, self.ALIASES.get(cmd_name, cmd_name))
+
+    def _main_shell_completion(
+        self, ctx_args: MutableMapping[str, Any], prog_name: str, complete_var: str | None = None
+    ) -> None:
+        """Click reads the shell's COMP_WORDS and COMP_CWORD without a check: a missing one or
+        a COMP_CWORD that is not a number ended in exit 70. A completion the shell's variables
+        do not describe offers nothing and exits 1, as click does for an unknown shell."""
+        try:
+            super()._main_shell_completion(ctx_args, prog_name, complete_var)
+        except (KeyError, ValueError, IndexError):
+            sys.exit(1)
 
 
 @click.group(
@@ -94,8 +109,10 @@ def main(argv: list[str] | None = None, started: float | None = None) -> None:
     # run. A process-wide policy, so it is set here, not in the library.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     _standard_streams_open()
+    sys.stderr = DiagnosticStream(sys.stderr)
     if COMPLETE_VAR in os.environ:  # the shell asks for completions
         line_completion()
+    _stdout_shows_every_character()
     status = run(argv, started=started)
     # Nothing is left to collect: the interpreter's final full collection would still walk
     # every object of a large fleet (18 ms of a 10,000-instance run) before exiting.
@@ -118,6 +135,8 @@ def run(argv: list[str] | None = None, started: float | None = None) -> int:
         return ExitStatus.USAGE
     except CliDevopsError as err:
         _fail(_with_hint(err))
+        if isinstance(err, CannotWrite):
+            _flush_or_silence_stdout()
         return err.exit_status
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
@@ -197,7 +216,9 @@ def _fail(message: str) -> None:
 
 
 _WRITE_ERRORS = frozenset(
-    getattr(errno, name) for name in ("ENOSPC", "EIO", "EDQUOT", "EFBIG") if hasattr(errno, name)
+    getattr(errno, name)
+    for name in ("ENOSPC", "EIO", "EDQUOT", "EFBIG", "EBADF")
+    if hasattr(errno, name)
 )
 
 
@@ -209,11 +230,79 @@ def _standard_streams_open() -> None:
         try:
             os.fstat(fd)
         except OSError:
-            null = os.open(os.devnull, os.O_RDWR)
+            # A closed stdout is not a place for data: /dev/null opened for reading only keeps
+            # the descriptor taken and makes each write fail (EBADF), so a command that has data
+            # to print exits 74 instead of 0 with its output lost.
+            null = os.open(os.devnull, os.O_RDONLY if fd == 1 else os.O_RDWR)
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
             setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
+
+
+def _flush_or_silence_stdout() -> None:
+    """After a write failed, flush what stdout still holds, or, if stdout is what failed,
+    silence it: the interpreter's own flush at exit would fail again (exit 120)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        _silence_stdout()
+
+
+class DiagnosticStream(io.TextIOBase):
+    """stderr, which carries diagnostics only: when it cannot be written (`2>/dev/full`, a
+    reader that went away) the diagnostics are dropped and the command goes on to its own
+    result. A failed write to it used to escape every handler (exit 1 for any command, and
+    'cannot write to stdout' for a stdout that was fine)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except OSError:
+            self._give_up()
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._give_up()
+
+    def _give_up(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self._stream.errors
+
+
+def _stdout_shows_every_character() -> None:
+    """A character stdout's encoding lacks (a service named `Café` under `LANG=C` or
+    `PYTHONIOENCODING=ascii`) is written as its escape (`Caf\\xe9`), as Python does on stderr,
+    instead of ending the run with a UnicodeEncodeError (exit 70). JSON is ASCII already."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and sys.stdout.errors == "strict":
+        reconfigure(errors="backslashreplace")
 
 
 def _silence_stdout() -> None:

@@ -7,7 +7,9 @@ back here in the library's words, and the flag or variable the user actually gav
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -145,3 +147,25 @@ def _start_demo(ctx: click.Context) -> str:
     url = server.start()
     ctx.call_on_close(server.stop)
     return url
+
+
+def check_urls(values: Mapping[str, Any], flag_of: Callable[[str], str]) -> None:
+    """Run `cp_url`, `prometheus_url` and `prometheus_selector`, when present in `values`, through
+    the parsers a run uses, so that what `config set-context` writes is what a run accepts (it
+    wrote a URL with a password, or one with an empty host label, that every later use of the
+    context refused). Raises UsageError naming the option as `flag_of(name)` gives it."""
+    from cli_devops.client import normalize_base_url
+    from cli_devops.sources.promql import check_selector, prometheus_url
+
+    parsers: dict[str, Callable[[str], object]] = {
+        "cp_url": normalize_base_url,
+        "prometheus_url": prometheus_url,
+        "prometheus_selector": check_selector,
+    }
+    for name, parse in parsers.items():
+        value = values.get(name)
+        if isinstance(value, str):
+            try:
+                parse(value)
+            except UsageError as err:
+                raise UsageError(f"{flag_of(name)}: {err}") from None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from cli_devops.cli.options import CONNECTION, THRESHOLDS, GlobalValues, global_options
-from cli_devops.errors import CannotListen, ExitStatus
+from cli_devops.errors import CannotListen, CannotWrite, ExitStatus
+from cli_devops.hosts import host_problem
 from cli_devops.lifecycle import ctrl_c_is_a_stop
 from cli_devops.params import Number, Whole
 from cli_devops.settings import (
@@ -71,9 +72,17 @@ def exporter(
     return run_exporter(app, serve=serve, shard=shard, web_config=web_config)
 
 
+def _check_host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A host the resolver can encode (hosts.host_problem), or a usage error naming it."""
+    problem = host_problem(value) if value else None
+    if problem:
+        raise click.BadParameter(problem)
+    return value
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, metavar="HOST",
-              help="Address to listen on.")  # fmt: skip
+              callback=_check_host, help="Address to listen on.")  # fmt: skip
 @click.option("--port", type=Whole(0, 65535, metavar="PORT"), default=8081, show_default=True,
               help="Port to listen on; 0 picks a free one.")  # fmt: skip
 @click.option("--fleet", "fleet_size", type=Whole(1, 1_000_000), default=150,
@@ -113,7 +122,9 @@ def simulate(
 ) -> int:
     """Run the bundled CPX simulator (the same API as CPX) until Ctrl+C."""
     from cli_devops.cli.make_config import make_environment
+    from cli_devops.files import reason
     from cli_devops.simulator import WORKERS_SUPPORTED, serve
+    from cli_devops.simulator.simulate import CannotAnnounce
 
     if workers is not None and reference:
         raise click.UsageError("--workers does not apply to --reference (it is single-threaded)")
@@ -136,6 +147,8 @@ def simulate(
                 chaos=chaos,
                 workers=workers or 1,
             )
+    except CannotAnnounce as failed:
+        raise CannotWrite(f"cannot write to stdout: {reason(failed.args[0])}") from None
     except OSError as err:
         raise CannotListen(f"{host}:{port}", err) from None
     return ExitStatus.OK

@@ -20,6 +20,7 @@ from yarl import URL
 from cli_devops.client.budget import RETRY_AFTER_LIMIT, parse_retry_after
 from cli_devops.client.settings import ClientSettings
 from cli_devops.errors import SettingError, UsageError
+from cli_devops.hosts import host_problem
 
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -98,7 +99,12 @@ class Network:
             scheme, host, _port = origin(target)
         except ValueError:
             scheme = host = ""
-        if scheme not in ("http", "https") or not host or not location.isprintable():
+        if (
+            scheme not in ("http", "https")
+            or not host
+            or not location.isprintable()
+            or host_problem(host)
+        ):
             raise HttpFailure("redirected to an invalid URL")
         if "@" in parts.netloc:
             netloc = parts.netloc.rpartition("@")[2]
@@ -213,9 +219,18 @@ def _proxy_url(value: str) -> str:
 def check_proxies(proxies: Mapping[str, str]) -> None:
     for scheme in ("http", "https"):
         value = proxies.get(scheme)
-        if value and urlsplit(_proxy_url(value)).scheme != "http":
-            # The value is not repeated: a proxy URL may carry a password.
+        if not value:
+            continue
+        # The value is never repeated: a proxy URL may carry a password.
+        try:
+            parts = urlsplit(_proxy_url(value))
+            _port = parts.port
+        except ValueError:
+            raise UsageError(f"{scheme}_proxy: not a valid http://HOST:PORT URL") from None
+        if parts.scheme != "http":
             raise UsageError(f"{scheme}_proxy: only http:// proxies are supported")
+        if not parts.hostname or host_problem(parts.hostname):
+            raise UsageError(f"{scheme}_proxy: not a valid http://HOST:PORT URL")
 
 
 def proxy_for(url: str, proxies: Mapping[str, str]) -> str | None:

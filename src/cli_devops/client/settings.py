@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from cli_devops.errors import SettingError
+from cli_devops.hosts import host_problem
 from cli_devops.settings import DEFAULT_RETRIES, ClientSettings
 
 __all__ = ["DEFAULT_RETRIES", "ClientSettings", "normalize_base_url"]
@@ -48,6 +49,9 @@ def normalize_base_url(raw: str) -> str:
     if parts.query or parts.fragment:
         raise SettingError("url", _invalid(raw, "no query or fragment allowed"))
     hostname = parts.hostname
+    problem = host_problem(hostname)
+    if problem:
+        raise SettingError("url", _invalid(raw, problem))
     if "%" in hostname:  # an IPv6 zone id, which a URL writes as %25 (RFC 6874)
         address, _, zone = hostname.partition("%")
         zone = zone[2:] if zone.startswith("25") else zone

@@ -102,15 +102,26 @@ def shard_of(ip: str, count: int) -> int:
     return zlib.crc32(packed) % count
 
 
+MAX_SHARDS = 1024
+"""Most exporters one fleet is split over: each is a process scraping CPX."""
+
+
 def parse_shard(text: str) -> Shard:
-    """Read `K/N` with 0 <= K < N; raises UsageError otherwise."""
+    """Read `K/N` with 0 <= K < N <= MAX_SHARDS, in ASCII digits; raises UsageError otherwise.
+
+    `int()` alone took `٣/4` (an Arabic-Indic 3), `1_0/2_0` and `0/99999999999999999999999`.
+    """
     index_text, slash, count_text = text.strip().partition("/")
-    try:
+    if all(
+        part.isascii() and part.isdigit() and len(part) <= 6 for part in (index_text, count_text)
+    ):
         index, count = int(index_text), int(count_text)
-    except ValueError:
+    else:
         index = count = -1
-    if not slash or count < 1 or not 0 <= index < count:
-        raise SettingError("shard", f"{text!r}: expected K/N with 0 <= K < N, like 0/3")
+    if not slash or not 1 <= count <= MAX_SHARDS or not 0 <= index < count:
+        raise SettingError(
+            "shard", f"{text!r}: expected K/N with 0 <= K < N, like 0/3 (N at most {MAX_SHARDS})"
+        )
     return Shard(index, count)
 
 

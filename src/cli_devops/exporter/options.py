@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cli_devops.errors import SettingError
+from cli_devops.hosts import host_problem
 from cli_devops.settings import (
     DEFAULT_EXPORTER_LISTEN,
     DEFAULT_LOG_FORMAT,
@@ -32,6 +33,9 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise SettingError(
             "listen", f"{text!r}: expected HOST:PORT, like {DEFAULT_EXPORTER_LISTEN}"
         )
+    problem = host_problem(host) if host else None
+    if problem:
+        raise SettingError("listen", f"{text!r}: {problem}")
     return host or "0.0.0.0", int(port_text)
 
 

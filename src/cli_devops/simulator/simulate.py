@@ -25,6 +25,12 @@ def _fault_notes(
     return notes
 
 
+class CannotAnnounce(Exception):
+    """The line saying where the server listens could not be written (`out` is full or
+    closed); `args[0]` is the OSError. Not an OSError itself, so it is never taken for a
+    bind failure."""
+
+
 def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
     *,
     host: str,
@@ -86,8 +92,11 @@ def serve(  # noqa: PLR0913 -- one keyword per option of the simulate command
             f"{''.join(', ' + note for note in notes)}); press Ctrl+C to stop"
         )
     try:
-        out.write(line + "\n")
-        out.flush()
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except OSError as err:  # not a bind failure: the caller reports those as OSError
+            raise CannotAnnounce(err) from None
         serve_until_stopped(lambda: server.wait(0))
     finally:
         server.stop()

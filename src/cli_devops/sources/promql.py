@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from cli_devops.durations import parse_duration
 from cli_devops.errors import UsageError
+from cli_devops.hosts import host_problem
 from cli_devops.redaction import redact
 
 _MATCHER = re.compile(
@@ -40,6 +41,9 @@ def prometheus_url(raw: str) -> tuple[str, str | None]:
         raise UsageError(f"invalid URL {shown!r}: expected http://HOST:PORT")
     if parts.query or parts.fragment:
         raise UsageError(f"invalid URL {shown!r}: no query or fragment allowed")
+    problem = host_problem(parts.hostname)
+    if problem:
+        raise UsageError(f"invalid URL {shown!r}: {problem}")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = f"{host}:{port}" if port is not None else host
     basic = None
@@ -57,6 +61,10 @@ def check_selector(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         return ""
+    try:  # an argument's invalid UTF-8 byte arrives as a lone surrogate, which no query can hold
+        stripped.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("invalid selector: not valid UTF-8 text") from None
     inner = stripped[1:-1] if stripped.startswith("{") and stripped.endswith("}") else None
     matchers = [] if inner is None or not inner.strip() else _split_matchers(inner)
     if inner is None or not matchers or not all(_MATCHER.fullmatch(m) for m in matchers):

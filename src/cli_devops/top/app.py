@@ -139,7 +139,7 @@ class TopApp(App[None]):
 
     # Called from a signal handler, on the main thread where the app's loop runs.
     def stop_by_signal(self, signum: int) -> None:
-        """SIGTERM or SIGHUP: leave as `q` does (the terminal restored), then exit 128 + n."""
+        """SIGTERM, SIGHUP or SIGINT: leave as `q` does (terminal restored), then exit 128 + n."""
         if self.stopped_by is None:
             self.stopped_by = signum
             self.call_next(self.exit)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cli_devops.errors import ExitStatus, UsageError
 from cli_devops.files import OutputFile
-from cli_devops.lifecycle import Stopped, stop_signals
+from cli_devops.lifecycle import RAW_TERMINAL_SIGNALS, Stopped, stop_signals
 from cli_devops.polling import rfc3339
 from cli_devops.settings import DEFAULT_HISTORY, DEFAULT_MIN_HEALTHY, DEFAULT_TOP_INTERVAL
 from cli_devops.top.recording import Recorder, Recording, bounded_lines, read_recording
@@ -193,7 +193,10 @@ def top(
         raise UsageError(STDERR_NOT_A_TERMINAL)
     session = prepare(app, options, source, contexts)
     try:
-        with env.holding_warnings(), stop_signals(session.console.stop_by_signal):
+        with (
+            env.holding_warnings(),
+            stop_signals(session.console.stop_by_signal, signals=RAW_TERMINAL_SIGNALS),
+        ):
             if session.recording is not None and session.recording.skipped:
                 env.warn(skipped_warning(session.recording.skipped))
             session.console.run()
