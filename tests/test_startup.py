@@ -90,6 +90,15 @@ def test_a_command_imports_only_the_libraries_it_uses(args, uses):
     assert libraries == uses
 
 
+@pytest.mark.parametrize(
+    "args", [("--help",), ("status", "--help"), ("wait", "--help"), ("watch", "--help")]
+)
+def test_help_loads_no_event_loop(args):
+    # asyncio alone costs about twice `python -c pass`; only a command that reads pays for it.
+    _, modules = _loaded(*args)
+    assert "asyncio" not in modules
+
+
 def test_the_console_script_is_the_launcher():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"] == {"cli_devops": "cli_devops.launch:main"}

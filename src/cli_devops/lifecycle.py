@@ -18,7 +18,6 @@ close connections and bound what is still in flight, and the caller learns which
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import threading
@@ -102,6 +101,8 @@ def run_until_stopped(work: Coroutine[Any, Any, None]) -> int | None:
     away)."""
     stopped_by: list[int] = []
     try:
+        import asyncio  # here: every command imports this module, few run an event loop
+
         asyncio.run(_until_stopped(work, stopped_by))
     except KeyboardInterrupt:  # Ctrl+C where no handler could be installed (a thread)
         return int(SIGINT)
@@ -111,6 +112,8 @@ def run_until_stopped(work: Coroutine[Any, Any, None]) -> int | None:
 
 
 async def _until_stopped(work: Coroutine[Any, Any, None], stopped_by: list[int]) -> None:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(work)
 
