@@ -90,6 +90,20 @@ def sim(fleet: Fleet) -> Iterator[SimulatorServer]:
 
 
 @pytest.fixture
+def other_sim() -> Iterator[SimulatorServer]:
+    """A second CPX with a fleet of its own (two instances of one service)."""
+    fleet = Fleet(
+        {"10.9.0.1": SimInstance("BillingService", 20, 30),
+         "10.9.0.2": SimInstance("BillingService", 95, 30)},
+        drift=False,
+    )  # fmt: skip
+    server = SimulatorServer(fleet, "127.0.0.1", 0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Run the CLI in this process, as `cli_devops ARGS`; returns exit code and output."""
     for name in set(os.environ) - set(hermetic_environ()):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,7 @@ import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
-
 from .conftest import run_process
-
-
-@pytest.fixture
-def other_sim() -> Iterator[SimulatorServer]:
-    """A second CPX with a fleet of its own (two instances of one service)."""
-    fleet = Fleet(
-        {"10.9.0.1": SimInstance("BillingService", 20, 30),
-         "10.9.0.2": SimInstance("BillingService", 95, 30)},
-        drift=False,
-    )  # fmt: skip
-    server = SimulatorServer(fleet, "127.0.0.1", 0)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

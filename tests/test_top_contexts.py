@@ -5,7 +5,6 @@ service. Real simulators on loopback; a CPX stand-in that never answers for the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC
 
 import pytest
@@ -14,7 +13,7 @@ from cli_devops.environment import Environment
 from cli_devops.health import Thresholds
 from cli_devops.run_config import RunConfig
 from cli_devops.settings import ClientSettings
-from cli_devops.simulator import Fleet, SimInstance, SimulatorServer
+from cli_devops.simulator import Fleet
 from cli_devops.top.command import TopOptions, prepare
 from cli_devops.top.contexts import ContextFeed, join
 from cli_devops.top.instance import InstanceScreen
@@ -26,19 +25,6 @@ from .scraping import GatedCpx
 from .top_helpers import static_text, table_lines, until
 
 SIZE = (130, 30)
-
-
-@pytest.fixture
-def other_sim() -> Iterator[SimulatorServer]:
-    fleet = Fleet(
-        {"10.9.0.1": SimInstance("BillingService", 20, 30),
-         "10.9.0.2": SimInstance("BillingService", 95, 30)},
-        drift=False,
-    )  # fmt: skip
-    server = SimulatorServer(fleet, "127.0.0.1", 0)
-    server.start()
-    yield server
-    server.stop()
 
 
 def config(url: str, **settings: object) -> RunConfig:
