@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cli_devops.errors import UsageError
+from cli_devops.reading import NotRegularFile, read_regular
 from cli_devops.redaction import REDACTED, redact
 
 APP_NAME = "cli_devops"
@@ -136,20 +137,15 @@ def load(path: Path, *, required: bool = False) -> Config:
     key files: the token is never printed, the fix is.
     """
     try:
-        # Non-blocking, so a FIFO at the path cannot hang the open; only regular files are read.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        data, mode = read_regular(path, MAX_FILE_SIZE)
     except FileNotFoundError:
         if required:
             raise ConfigError(f"config file {path} does not exist") from None
         return Config(path)
+    except NotRegularFile:
+        raise ConfigError(f"config file {path} is not a regular file") from None
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise ConfigError(f"config file {path} is not a regular file")
-    with os.fdopen(fd, "rb") as file:
-        data = file.read(MAX_FILE_SIZE + 1)
     if len(data) > MAX_FILE_SIZE:
         raise ConfigError(f"config file {path} is larger than {MAX_FILE_SIZE // 1024} KiB")
     try:
@@ -158,7 +154,7 @@ def load(path: Path, *, required: bool = False) -> Config:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start})") from None
     config = parse(text, path)
     if any(holds_secret(context.values) for context in config.contexts.values()):
-        check_private(path, info.st_mode)
+        check_private(path, mode)
     return config
 
 

@@ -22,7 +22,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import re
 import ssl
 import stat
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cli_devops.errors import UsageError
+from cli_devops.reading import NotRegularFile, read_regular
 
 MAX_FILE_SIZE = 1024 * 1024
 HANDSHAKE_TIMEOUT = 10.0
@@ -86,12 +86,9 @@ def load_web_config(path: Path) -> WebConfig:
     import yaml
 
     try:
-        # Non-blocking, so a FIFO at the path cannot hang the start; only regular files are read.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        with os.fdopen(fd, "rb") as file:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise WebConfigError(f"web config file {path} is not a regular file")
-            data = file.read(MAX_FILE_SIZE + 1)
+        data, _ = read_regular(path, MAX_FILE_SIZE)
+    except NotRegularFile:
+        raise WebConfigError(f"web config file {path} is not a regular file") from None
     except OSError as err:
         raise WebConfigError(f"cannot read web config file {path}: {err.strerror or err}") from None
     if len(data) > MAX_FILE_SIZE:

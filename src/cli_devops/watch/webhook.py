@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 from cli_devops.errors import UsageError
+from cli_devops.reading import NotRegularFile, read_regular
 from cli_devops.watch.events import Event
 from cli_devops.watch.posting import Poster, Target
 
@@ -26,19 +27,16 @@ def read_secret(path: Path) -> bytes:
     regular, that group or others can read, that is empty or larger than 4 KiB. The secret is
     never part of a message."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        data, mode = read_regular(path, MAX_SECRET_FILE)
+    except NotRegularFile:
+        raise UsageError(f"secret file {path} is not a regular file") from None
     except OSError as err:
         raise UsageError(f"cannot read secret file {path}: {err.strerror or err}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"secret file {path} is not a regular file")
-        if os.name == "posix" and info.st_mode & 0o077:
-            raise UsageError(
-                f"secret file {path} is readable by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); make it private: chmod 600 {path}"
-            )
-        data = file.read(MAX_SECRET_FILE + 1)
+    if os.name == "posix" and mode & 0o077:
+        raise UsageError(
+            f"secret file {path} is readable by group or others "
+            f"(mode {stat.S_IMODE(mode):04o}); make it private: chmod 600 {path}"
+        )
     if len(data) > MAX_SECRET_FILE:
         raise UsageError(f"secret file {path} is larger than {MAX_SECRET_FILE} bytes")
     if data.endswith(b"\r\n"):
