@@ -8,7 +8,6 @@ from datetime import timedelta
 import pexpect
 import pytest
 
-from .test_top_contexts import other_sim  # noqa: F401 -- a fixture
 from .test_top_terminal import ANSI, spawn_top
 from .test_top_travel import START, write_recording
 
@@ -83,7 +82,7 @@ def test_replay_at_before_the_recording_is_one_line_exit_2(tmp_path):
     ]
 
 
-def test_every_context_on_one_screen_in_a_terminal(tmp_path, sim, other_sim):  # noqa: F811
+def test_every_context_on_one_screen_in_a_terminal(tmp_path, sim, other_sim):
     path = tmp_path / "config.toml"
     path.write_text(
         f'[contexts.prod]\ncp-url = "{sim.url}"\n\n'
